@@ -1,0 +1,1106 @@
+/**
+ * HTTP/1.x parser for one TCP connection: an incremental state machine over
+ * the in-order bytes of each direction (in the spirit of llhttp/undici),
+ * tolerant of real-world oddities like Zeek's and Wireshark's HTTP analyzers.
+ * See index.ts for the contract (outcomes, anomalies, options).
+ */
+
+import type { Anomalies, AppProtocol, Dir, Exchange, MessageHeaders, Micros } from '../types.js';
+import { classify, parseRequestLine, parseStatusLine } from './sniff.js';
+
+export interface HttpParserOptions {
+  anomalies: Anomalies;
+  /** Per message head (start line + headers, or chunked trailers); default 64 KiB. Over it: 'http-header-too-large', lose sync. */
+  maxHeaderBytes?: number;
+  /** Header fields kept per message, default 64 (more are counted in 'http-too-many-headers', not kept). */
+  maxHeaders?: number;
+  /** Exchanges kept in `exchanges` per connection, default 10_000 (older ones dropped from memory, counted). */
+  maxExchanges?: number;
+  /** Called once per exchange when it is finished (final response complete, or finalized at end()). */
+  onExchange?: (ex: Exchange) => void;
+}
+
+export type EndReason = 'reset' | 'closed' | 'capture-end' | 'evicted';
+
+/** Header values are cut to this many characters (the report only needs to recognise them). */
+const MAX_VALUE_CHARS = 1024;
+/** Request targets are cut to this many characters. */
+const MAX_TARGET_CHARS = 8192;
+/** A chunk-size line (size + extensions) longer than this is garbage. */
+const MAX_CHUNK_LINE = 4096;
+/** While resynchronising, a line longer than this cannot be a start line we would accept. */
+const MAX_RESYNC_LINE = 8192;
+/** While the protocol is not known yet, buffer at most this much per direction. */
+const MAX_PRE_BYTES = 16 * 1024;
+
+const HTTP1 = Buffer.from('HTTP/1.', 'latin1');
+const REQ_RESYNC_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+ +[^ \x00-\x1f\x7f].* +$/s;
+
+/** States of one direction's parser. */
+const enum St {
+  /** Reading a start line and header fields. */
+  Head,
+  /** Body with a known remaining length (Content-Length, RFC 9112 section 6.3 rule 6). */
+  BodyLen,
+  /** Reading a chunk-size line (RFC 9112 section 7.1). */
+  ChunkSize,
+  /** Inside chunk data. */
+  ChunkData,
+  /** The CRLF after chunk data. */
+  ChunkEnd,
+  /** Trailer section after the last chunk (RFC 9112 section 7.1.2). */
+  Trailer,
+  /** Response body delimited by the connection close (RFC 9112 section 6.3 rule 8). */
+  BodyClose,
+  /** Out of sync: scanning for the next start line. */
+  Lost,
+  /** Request side after a CONNECT or Upgrade request: hold bytes until the response says tunnel or not. */
+  Hold,
+  /** After 101 Switching Protocols or a 2xx to CONNECT: the rest is not HTTP/1.x. */
+  Tunnel,
+  /** Nothing more to parse (not HTTP, FIN seen, or ended). */
+  Dead,
+}
+
+/** Internal per-exchange bookkeeping that is not part of the Exchange contract. */
+interface ExState {
+  ex: Exchange;
+  /** Request fully sent (or nothing more is expected from the client for it). */
+  reqDone: boolean;
+  /** Request side lost sync inside this request: we cannot tell whether it finished. */
+  reqLost: boolean;
+  /** Final response complete. */
+  respDone: boolean;
+  finished: boolean;
+  /** No request was seen for this response. */
+  orphan: boolean;
+}
+
+interface HeldPiece {
+  buf: Buffer | null;
+  gap: number;
+  ts: Micros;
+}
+
+class Side {
+  state: St = St.Head;
+  /** Bytes of an unfinished line (copies). */
+  parts: Buffer[] = [];
+  partLen = 0;
+  /** Head bytes of the current message so far. */
+  headBytes = 0;
+  msgStarted = false;
+  msgStartTs: Micros = 0;
+  startLineDone = false;
+  /** Response side: the first bytes were checked for "HTTP/". */
+  prefixChecked = false;
+  /** Messages whose start line parsed on this side. */
+  messages = 0;
+  /** The exchange whose message is being parsed on this side. */
+  cur: ExState | null = null;
+  // Header state of the current message.
+  headers: MessageHeaders = {};
+  headerCount = 0;
+  tooMany = false;
+  pendName: string | null = null;
+  pendValue = '';
+  inTrailer = false;
+  // Framing headers (tracked whether or not the header is kept).
+  cl = -1;
+  clBad = false;
+  te: string | null = null;
+  upgrade = false;
+  // Current response's status line (response side).
+  status = 0;
+  respVersion = '';
+  reason = '';
+  /** Remaining bytes of the body or chunk. */
+  remaining = 0;
+  // Resync state.
+  carry: Buffer | null = null;
+  carryTs: Micros = 0;
+  atLineStart = true;
+  // Buffered bytes before the protocol is known, and held request bytes.
+  pre: HeldPiece[] = [];
+  preLen = 0;
+  held: HeldPiece[] = [];
+  heldLen = 0;
+  heldOverflow = false;
+  fin = false;
+  lastTs: Micros = 0;
+
+  constructor(readonly dir: Dir) {}
+
+  resetMessage(): void {
+    this.parts.length = 0;
+    this.partLen = 0;
+    this.headBytes = 0;
+    this.msgStarted = false;
+    this.startLineDone = false;
+    this.prefixChecked = false;
+    this.headers = {};
+    this.headerCount = 0;
+    this.tooMany = false;
+    this.pendName = null;
+    this.pendValue = '';
+    this.inTrailer = false;
+    this.cl = -1;
+    this.clBad = false;
+    this.te = null;
+    this.upgrade = false;
+    this.status = 0;
+    this.respVersion = '';
+    this.reason = '';
+    this.remaining = 0;
+  }
+}
+
+export class HttpConnectionParser {
+  /** Exchanges in request order (at most maxExchanges; older ones are dropped, see droppedExchanges). */
+  readonly exchanges: Exchange[] = [];
+  /** 'none' until payload is seen, then 'http' | 'tls' | 'http2' | 'unknown'. */
+  protocol: AppProtocol = 'none';
+  /** Exchanges dropped from `exchanges` to bound memory. */
+  droppedExchanges = 0;
+
+  private readonly anomalies: Anomalies;
+  private readonly maxHeaderBytes: number;
+  private readonly maxHeaders: number;
+  private readonly maxExchanges: number;
+  private readonly onExchange: ((ex: Exchange) => void) | undefined;
+  private readonly req = new Side(0);
+  private readonly res = new Side(1);
+  /** Exchanges waiting for (the end of) their response, oldest first (RFC 9112 section 9.3.2: responses come in request order). */
+  private awaiting: ExState[] = [];
+  private awaitHead = 0;
+  private nextIndex = 1;
+  private ended = false;
+  private sawPayload = false;
+
+  constructor(opts: HttpParserOptions) {
+    this.anomalies = opts.anomalies;
+    this.maxHeaderBytes = opts.maxHeaderBytes ?? 64 * 1024;
+    this.maxHeaders = opts.maxHeaders ?? 64;
+    this.maxExchanges = Math.max(1, opts.maxExchanges ?? 10_000);
+    this.onExchange = opts.onExchange;
+  }
+
+  // ---------------------------------------------------------------- input
+
+  data(dir: Dir, buf: Buffer, ts: Micros): void {
+    if (this.ended || buf.length === 0) return;
+    const side = dir === 0 ? this.req : this.res;
+    if (this.protocol === 'none') {
+      this.sawPayload = true;
+      if (side.state !== St.Lost) {
+        this.preData(side, buf, ts);
+        return;
+      }
+    }
+    this.consume(side, buf, ts);
+  }
+
+  gap(dir: Dir, len: number, ts: Micros): void {
+    if (this.ended || len <= 0) return;
+    const side = dir === 0 ? this.req : this.res;
+    if (this.protocol === 'none' && side.state !== St.Lost) {
+      // The start of this direction is missing: what was buffered is cut off.
+      side.pre.length = 0;
+      side.preLen = 0;
+      this.loseSync(side, true, null);
+      return;
+    }
+    this.consumeGap(side, len, ts);
+  }
+
+  fin(dir: Dir, ts: Micros): void {
+    if (this.ended) return;
+    const side = dir === 0 ? this.req : this.res;
+    if (side.fin) return;
+    if (this.protocol === 'none' && side.pre.length > 0) this.flushPre(side);
+    side.fin = true;
+    if (dir === 1 && side.state === St.BodyClose) {
+      // RFC 9112 section 6.3 rule 8: the close ends a close-delimited body; a FIN is a clean close.
+      const st = side.cur;
+      if (st) this.responseDone(st, side.lastTs);
+    }
+    void ts;
+    // Request bytes held for a possible tunnel stay held until the response decides.
+    if (side.state !== St.Tunnel && side.state !== St.Hold) side.state = St.Dead;
+  }
+
+  end(ts: Micros, reason: EndReason): void {
+    if (this.ended) return;
+    if (this.protocol === 'none') {
+      if (this.req.pre.length > 0) this.flushPre(this.req);
+      if (this.res.pre.length > 0) this.flushPre(this.res);
+    }
+    void reason;
+    void ts;
+    if (this.protocol === 'none' && this.sawPayload) this.protocol = 'unknown';
+    this.ended = true;
+    const res = this.res;
+    // A close-delimited body is complete only on a clean close (FIN, handled in fin()).
+    for (let i = this.awaitHead; i < this.awaiting.length; i++) {
+      const st = this.awaiting[i]!;
+      if (st.finished) continue;
+      const ex = st.ex;
+      if (st.respDone) ex.outcome = 'complete';
+      else if (!st.reqDone && !st.reqLost && !st.orphan) ex.outcome = 'aborted';
+      else if (ex.responseStart !== null) ex.outcome = 'incomplete-response';
+      else ex.outcome = 'no-response';
+      this.finish(st);
+    }
+    const cur = this.req.cur;
+    if (cur && !cur.finished) {
+      cur.ex.outcome = cur.respDone ? 'complete' : 'aborted';
+      this.finish(cur);
+    }
+    this.awaiting = [];
+    this.awaitHead = 0;
+    this.req.state = St.Dead;
+    res.state = St.Dead;
+  }
+
+  // ------------------------------------------------------ protocol sniffing
+
+  private preData(side: Side, buf: Buffer, ts: Micros): void {
+    side.pre.push({ buf: Buffer.from(buf), gap: 0, ts });
+    side.preLen += buf.length;
+    const all = side.pre.length === 1 ? side.pre[0]!.buf! : Buffer.concat(side.pre.map((p) => p.buf!));
+    let v = classify(all, side.dir === 0 ? 'request' : 'response');
+    if (v === 'more' && side.preLen > MAX_PRE_BYTES) v = 'unknown';
+    if (v !== 'more') this.decide(side, v);
+  }
+
+  /** The direction ended (or the connection did) while its first bytes were still undecided. */
+  private flushPre(side: Side): void {
+    const all = Buffer.concat(side.pre.map((p) => p.buf!));
+    const v = classify(all, side.dir === 0 ? 'request' : 'response');
+    this.decide(side, v === 'more' ? 'unknown' : v);
+  }
+
+  private decide(side: Side, v: 'request' | 'response' | 'tls' | 'http2' | 'unknown' | 'more'): void {
+    if (v === 'tls' || v === 'http2') {
+      // Not HTTP/1.x: stop here rather than misparse (Zeek's DPD gives up the same way).
+      this.protocol = v;
+      this.req.state = St.Dead;
+      this.res.state = St.Dead;
+      this.req.pre = [];
+      this.res.pre = [];
+      return;
+    }
+    const other = side === this.req ? this.res : this.req;
+    if (v === 'request' || v === 'response') {
+      this.becomeHttp();
+      return;
+    }
+    // Unknown first bytes: perhaps the capture began in the middle of a
+    // connection. Scan both directions for a start line; protocol becomes
+    // 'http' if one is found. No anomaly: non-HTTP connections are normal.
+    this.protocol = 'unknown';
+    for (const s of [side, other]) {
+      const pieces = s.pre;
+      s.pre = [];
+      s.preLen = 0;
+      if (s.state !== St.Lost) this.loseSync(s, true, null);
+      for (const p of pieces) this.consume(s, p.buf!, p.ts);
+    }
+  }
+
+  /** The connection is HTTP: parse what each direction buffered meanwhile, client bytes first so responses find their requests. */
+  private becomeHttp(): void {
+    if (this.protocol === 'http') return;
+    this.protocol = 'http';
+    this.replayPre(this.req);
+    this.replayPre(this.res);
+  }
+
+  private replayPre(side: Side): void {
+    const pieces = side.pre;
+    side.pre = [];
+    side.preLen = 0;
+    for (const p of pieces) this.consume(side, p.buf!, p.ts);
+  }
+
+  // --------------------------------------------------------------- engine
+
+  /** Feed in-order bytes of one direction through its state machine. */
+  private consume(side: Side, buf: Buffer, ts: Micros): void {
+    const len = buf.length;
+    let pos = 0;
+    let guard = 0;
+    while (pos < len) {
+      // Each iteration consumes bytes or changes state; the guard only protects against a bug looping forever.
+      if (++guard > len * 4 + 64) {
+        this.anomalies.add('http-parser-stuck');
+        side.state = St.Dead;
+        return;
+      }
+      switch (side.state) {
+        case St.Head:
+          pos = this.head(side, buf, pos, ts);
+          break;
+        case St.BodyLen: {
+          const n = Math.min(side.remaining, len - pos);
+          side.remaining -= n;
+          pos += n;
+          this.countBody(side, n);
+          side.lastTs = ts;
+          if (side.remaining === 0) this.messageDone(side, ts);
+          break;
+        }
+        case St.ChunkSize:
+          pos = this.chunkSize(side, buf, pos, ts);
+          break;
+        case St.ChunkData: {
+          const n = Math.min(side.remaining, len - pos);
+          side.remaining -= n;
+          pos += n;
+          this.countBody(side, n);
+          side.lastTs = ts;
+          if (side.remaining === 0) side.state = St.ChunkEnd;
+          break;
+        }
+        case St.ChunkEnd:
+          pos = this.chunkEnd(side, buf, pos, ts);
+          break;
+        case St.Trailer:
+          pos = this.head(side, buf, pos, ts);
+          break;
+        case St.BodyClose: {
+          const n = len - pos;
+          pos = len;
+          this.countBody(side, n);
+          side.lastTs = ts;
+          break;
+        }
+        case St.Lost:
+          pos = this.scan(side, buf, pos, ts);
+          break;
+        case St.Hold: {
+          if (side.heldLen + (len - pos) > this.maxHeaderBytes) side.heldOverflow = true;
+          else {
+            side.held.push({ buf: Buffer.from(buf.subarray(pos)), gap: 0, ts });
+            side.heldLen += len - pos;
+          }
+          pos = len;
+          break;
+        }
+        case St.Tunnel:
+        case St.Dead:
+          return;
+      }
+    }
+  }
+
+  private consumeGap(side: Side, len: number, ts: Micros): void {
+    let left = len;
+    while (left > 0) {
+      switch (side.state) {
+        case St.BodyLen:
+        case St.ChunkData: {
+          // Known length: the gap is body bytes and we stay in sync.
+          const n = Math.min(side.remaining, left);
+          side.remaining -= n;
+          left -= n;
+          this.countBody(side, n);
+          this.countGap(side, n);
+          side.lastTs = ts;
+          if (side.remaining === 0) {
+            if (side.state === St.BodyLen) this.messageDone(side, ts);
+            else side.state = St.ChunkEnd;
+          }
+          break;
+        }
+        case St.BodyClose:
+          this.countBody(side, left);
+          this.countGap(side, left);
+          side.lastTs = ts;
+          return;
+        case St.Hold:
+          side.held.push({ buf: null, gap: left, ts });
+          return;
+        case St.Tunnel:
+        case St.Dead:
+          return;
+        case St.Lost:
+          this.countGap(side, left);
+          side.carry = null;
+          side.atLineStart = true;
+          return;
+        default:
+          // In a head, a chunk-size line or between messages: framing is lost.
+          this.countGap(side, left);
+          this.anomalies.add('http-gap-lost-sync');
+          this.loseSync(side, true, null);
+          return;
+      }
+    }
+  }
+
+  private countBody(side: Side, n: number): void {
+    const st = side.cur;
+    if (!st || n === 0) return;
+    if (side.dir === 0) st.ex.requestBodyBytes += n;
+    else st.ex.responseBodyBytes += n;
+  }
+
+  private countGap(side: Side, n: number): void {
+    const st = side.cur ?? (side.dir === 1 ? this.peekAwaiting() : null);
+    if (st) st.ex.gapBytes += n;
+  }
+
+  private peekAwaiting(): ExState | null {
+    return this.awaitHead < this.awaiting.length ? this.awaiting[this.awaitHead]! : null;
+  }
+
+  /**
+   * Give up on the current framing of one direction. `atLineStart`: the next
+   * byte may begin a message (after a gap, or after a complete bad line).
+   */
+  private loseSync(side: Side, atLineStart: boolean, anomaly: string | null): void {
+    if (anomaly) this.anomalies.add(anomaly);
+    if (side.dir === 0 && side.cur && !side.cur.reqDone) side.cur.reqLost = true;
+    if (side.dir === 0) side.cur = null;
+    side.resetMessage();
+    side.state = St.Lost;
+    side.carry = null;
+    side.atLineStart = atLineStart;
+  }
+
+  // ------------------------------------------------------------ head parsing
+
+  /**
+   * Read lines of a message head (or a trailer section). Lines end at LF;
+   * a CR before it is dropped (RFC 9112 section 2.2 allows a bare LF).
+   */
+  private head(side: Side, buf: Buffer, pos: number, ts: Micros): number {
+    const len = buf.length;
+    while (pos < len) {
+      if (!side.startLineDone && !side.inTrailer && side.partLen === 0) {
+        // RFC 9112 section 2.2: ignore empty lines before a start line.
+        while (pos < len && (buf[pos] === 13 || buf[pos] === 10)) pos++;
+        if (pos === len) return pos;
+        if (!side.msgStarted) this.messageStart(side, ts);
+      }
+      if (side.dir === 1 && !side.startLineDone && !side.prefixChecked) {
+        const r = this.checkStatusPrefix(side, buf, pos);
+        if (r === 1) {
+          // Raw response without a status line (HTTP/0.9 style): body until close.
+          const st = side.cur!;
+          st.ex.responseVersion = 'HTTP/0.9';
+          st.ex.responseBodyBytes += side.partLen;
+          side.parts.length = 0;
+          side.partLen = 0;
+          side.state = St.BodyClose;
+          side.lastTs = ts;
+          return pos;
+        }
+        if (r === 2) {
+          this.loseSync(side, false, 'http-parse-error');
+          return pos;
+        }
+      }
+      const nl = buf.indexOf(10, pos);
+      const end = nl < 0 ? len : nl + 1;
+      side.headBytes += end - pos;
+      if (side.headBytes > this.maxHeaderBytes) {
+        this.loseSync(side, false, 'http-header-too-large');
+        return end;
+      }
+      if (nl < 0) {
+        side.parts.push(Buffer.from(buf.subarray(pos)));
+        side.partLen += len - pos;
+        return len;
+      }
+      let line: Buffer;
+      if (side.partLen > 0) {
+        side.parts.push(buf.subarray(pos, nl));
+        line = Buffer.concat(side.parts);
+        side.parts.length = 0;
+        side.partLen = 0;
+      } else {
+        line = buf.subarray(pos, nl);
+      }
+      pos = nl + 1;
+      let e = line.length;
+      if (e > 0 && line[e - 1] === 13) e--;
+      this.line(side, line.toString('latin1', 0, e), ts);
+      if (side.state !== St.Head && side.state !== St.Trailer) return pos;
+    }
+    return pos;
+  }
+
+  /**
+   * Response side, before the status line is complete: do the first bytes read
+   * "HTTP/"? 0 = yes or not known yet, 1 = no and a raw (HTTP/0.9 style)
+   * response is plausible, 2 = no and it is garbage.
+   */
+  private checkStatusPrefix(side: Side, buf: Buffer, pos: number): number {
+    const have = side.partLen + (buf.length - pos);
+    const n = Math.min(5, have);
+    for (let i = 0; i < n; i++) {
+      const c = i < side.partLen ? this.partByte(side, i) : buf[pos + i - side.partLen]!;
+      if (c !== HTTP1[i]) {
+        const st = side.cur;
+        // A response that does not start with a status line: HTTP/0.9 (RFC 1945
+        // section 6 / curl --http0.9) when the request was 0.9, or when this is
+        // the first response on the connection (curl_http_09.pcap); else garbage.
+        if (st && !st.orphan && (st.ex.version === 'HTTP/0.9' || side.messages === 0)) {
+          if (st.ex.version !== 'HTTP/0.9') this.anomalies.add('http-response-without-status-line');
+          return 1;
+        }
+        return 2;
+      }
+    }
+    if (n === 5) side.prefixChecked = true;
+    return 0;
+  }
+
+  private partByte(side: Side, i: number): number {
+    for (const p of side.parts) {
+      if (i < p.length) return p[i]!;
+      i -= p.length;
+    }
+    return -1;
+  }
+
+  /** First byte of a message on this side. */
+  private messageStart(side: Side, ts: Micros): void {
+    side.msgStarted = true;
+    side.msgStartTs = ts;
+    if (side.dir === 1) {
+      const st = this.peekAwaiting();
+      side.cur = st;
+      if (st && st.ex.responseStart === null) st.ex.responseStart = ts;
+    }
+  }
+
+  private line(side: Side, s: string, ts: Micros): void {
+    if (side.inTrailer) {
+      if (s.length === 0) this.messageDone(side, ts);
+      // Trailer fields are not kept (RFC 9110 section 6.5: they must not be merged blindly).
+      return;
+    }
+    if (!side.startLineDone) {
+      side.startLineDone = true;
+      if (side.dir === 0) this.requestLine(side, s, ts);
+      else this.statusLine(side, s, ts);
+      return;
+    }
+    if (s.length === 0) {
+      this.flushHeader(side);
+      this.headDone(side, ts);
+      return;
+    }
+    const c0 = s.charCodeAt(0);
+    if (c0 === 0x20 || c0 === 0x09) {
+      // obs-fold (RFC 9112 section 5.2): continuation of the previous field value.
+      if (side.pendName !== null) side.pendValue += ' ' + s.trim();
+      else this.anomalies.add('http-bad-header-line');
+      return;
+    }
+    this.flushHeader(side);
+    const colon = s.indexOf(':');
+    if (colon <= 0) {
+      // Tolerate (Zeek logs these as weirds and carries on).
+      this.anomalies.add('http-bad-header-line');
+      return;
+    }
+    side.pendName = s.slice(0, colon).trim().toLowerCase();
+    side.pendValue = s.slice(colon + 1).trim();
+  }
+
+  private flushHeader(side: Side): void {
+    const name = side.pendName;
+    if (name === null) return;
+    side.pendName = null;
+    const value = side.pendValue;
+    side.pendValue = '';
+    // Framing fields are honoured whether or not the header is kept.
+    if (name === 'content-length') {
+      // RFC 9110 section 8.6: a list of identical values is the same as one value.
+      for (const part of value.split(',')) {
+        const t = part.trim();
+        if (!/^\d+$/.test(t)) side.clBad = true;
+        else {
+          const n = Number(t);
+          if (side.cl >= 0 && side.cl !== n) side.clBad = true;
+          side.cl = n;
+        }
+      }
+    } else if (name === 'transfer-encoding') {
+      side.te = side.te === null ? value : side.te + ', ' + value;
+    } else if (name === 'upgrade') {
+      side.upgrade = true;
+    }
+    const h = side.headers;
+    const prev = h[name];
+    if (prev !== undefined) {
+      if (prev.length < MAX_VALUE_CHARS) h[name] = (prev + ', ' + value).slice(0, MAX_VALUE_CHARS);
+      return;
+    }
+    if (side.headerCount >= this.maxHeaders) {
+      if (!side.tooMany) this.anomalies.add('http-too-many-headers');
+      side.tooMany = true;
+      return;
+    }
+    side.headerCount++;
+    h[name] = value.length > MAX_VALUE_CHARS ? value.slice(0, MAX_VALUE_CHARS) : value;
+  }
+
+  private requestLine(side: Side, s: string, ts: Micros): void {
+    const rl = parseRequestLine(s);
+    if (!rl) {
+      // Not a request line (Zeek: bad_HTTP_request). The line is consumed, so the next byte starts a line.
+      this.loseSync(side, true, 'http-parse-error');
+      return;
+    }
+    if (rl.method === 'PRI' && rl.version === 'HTTP/2.0') {
+      // HTTP/2 prior-knowledge preface after HTTP/1.x traffic: not ours.
+      this.protocol = this.protocol === 'http' ? 'http' : 'http2';
+      side.state = St.Dead;
+      return;
+    }
+    side.messages++;
+    const ex: Exchange = {
+      index: 0,
+      method: rl.method,
+      target: rl.target.length > MAX_TARGET_CHARS ? rl.target.slice(0, MAX_TARGET_CHARS) : rl.target,
+      version: rl.version,
+      requestHeaders: side.headers,
+      requestStart: side.msgStartTs,
+      requestEnd: null,
+      requestBodyBytes: 0,
+      status: null,
+      reason: null,
+      responseVersion: null,
+      responseHeaders: {},
+      interim: [],
+      responseStart: null,
+      responseEnd: null,
+      responseBodyBytes: 0,
+      gapBytes: 0,
+      outcome: 'no-response',
+    };
+    const st = this.addExchange(ex, false);
+    side.cur = st;
+    if (rl.version === 'HTTP/0.9') {
+      // A simple request is just the line (RFC 1945 section 4.1): no headers, no body.
+      this.requestDone(side, ts);
+    }
+  }
+
+  private statusLine(side: Side, s: string, ts: Micros): void {
+    const sl = parseStatusLine(s);
+    if (!sl) {
+      this.loseSync(side, true, 'http-parse-error');
+      return;
+    }
+    side.messages++;
+    side.status = sl.status;
+    side.respVersion = sl.version;
+    side.reason = sl.reason;
+    let st = side.cur;
+    if (!st) {
+      // A response with no request waiting: capture began mid-connection, the
+      // request was not parseable (Zeek logs such rows with method "-"), or an
+      // extra response. Keep it as an exchange with method '' so it is not lost.
+      this.anomalies.add('http-response-without-request');
+      const ex: Exchange = {
+        index: 0,
+        method: '',
+        target: '',
+        version: '',
+        requestHeaders: {},
+        requestStart: side.msgStartTs,
+        requestEnd: null,
+        requestBodyBytes: 0,
+        status: null,
+        reason: null,
+        responseVersion: null,
+        responseHeaders: {},
+        interim: [],
+        responseStart: side.msgStartTs,
+        responseEnd: null,
+        responseBodyBytes: 0,
+        gapBytes: 0,
+        outcome: 'incomplete-response',
+      };
+      st = this.addExchange(ex, true);
+      side.cur = st;
+    }
+    void ts;
+  }
+
+  private addExchange(ex: Exchange, orphan: boolean): ExState {
+    ex.index = this.nextIndex++;
+    const st: ExState = { ex, reqDone: orphan, reqLost: false, respDone: false, finished: false, orphan };
+    if (this.exchanges.length >= this.maxExchanges) {
+      // Drop the oldest in batches so this stays O(1) amortised.
+      const drop = Math.max(1, Math.ceil(this.maxExchanges / 16));
+      this.exchanges.splice(0, drop);
+      this.droppedExchanges += drop;
+      this.anomalies.add('http-exchanges-dropped', drop);
+    }
+    this.exchanges.push(ex);
+    this.awaiting.push(st);
+    return st;
+  }
+
+  /** End of a message head: decide the body framing (RFC 9112 section 6.3). */
+  private headDone(side: Side, ts: Micros): void {
+    const st = side.cur;
+    side.lastTs = ts;
+    if (!st) {
+      this.loseSync(side, true, null);
+      return;
+    }
+    const ex = st.ex;
+    const te = side.te;
+    const chunked = te !== null && /(?:^|,)\s*chunked\s*$/i.test(te);
+    if (te !== null && side.cl >= 0) this.anomalies.add('http-te-and-cl');
+    if (side.dir === 0) {
+      if (te !== null) {
+        if (!chunked) {
+          // RFC 9112 section 6.3 rule 4: a request's length cannot be known.
+          this.loseSync(side, true, 'http-bad-transfer-encoding');
+          return;
+        }
+        this.startChunked(side);
+        return;
+      }
+      if (side.clBad) {
+        this.loseSync(side, true, 'http-bad-content-length');
+        return;
+      }
+      if (side.cl > 0) {
+        side.state = St.BodyLen;
+        side.remaining = side.cl;
+        return;
+      }
+      this.requestDone(side, ts);
+      return;
+    }
+    // Response.
+    const status = side.status;
+    if (status >= 100 && status < 200 && status !== 101) {
+      // Interim response (RFC 9110 section 15.2): the final one follows.
+      ex.interim.push({ status, ts: side.msgStartTs });
+      side.resetMessage();
+      side.state = St.Head;
+      return;
+    }
+    ex.status = status;
+    ex.reason = side.reason;
+    ex.responseVersion = side.respVersion;
+    ex.responseHeaders = side.headers;
+    const method = ex.method;
+    if (status === 101 || (method === 'CONNECT' && status >= 200 && status < 300)) {
+      // RFC 9110 sections 15.2.2 and 9.3.6: after this the connection carries another protocol.
+      this.req.state = St.Tunnel;
+      this.req.held = [];
+      this.req.heldLen = 0;
+      this.holdFor = null;
+      this.res.state = St.Tunnel;
+      this.responseDone(st, ts);
+      return;
+    }
+    if (method === 'HEAD' || status === 204 || status === 304) {
+      this.responseDone(st, ts);
+      return;
+    }
+    if (te !== null) {
+      if (chunked) this.startChunked(side);
+      else side.state = St.BodyClose;
+      return;
+    }
+    if (side.clBad) {
+      this.anomalies.add('http-bad-content-length');
+      side.state = St.BodyClose;
+      return;
+    }
+    if (side.cl >= 0) {
+      if (side.cl === 0) this.responseDone(st, ts);
+      else {
+        side.state = St.BodyLen;
+        side.remaining = side.cl;
+      }
+      return;
+    }
+    side.state = St.BodyClose;
+  }
+
+  private startChunked(side: Side): void {
+    side.state = St.ChunkSize;
+    side.parts.length = 0;
+    side.partLen = 0;
+  }
+
+  // ---------------------------------------------------------------- chunked
+
+  /** Read one line for chunked framing; returns [newPos, line or null when incomplete]. */
+  private chunkLine(side: Side, buf: Buffer, pos: number): string | null {
+    const nl = buf.indexOf(10, pos);
+    if (nl < 0) {
+      side.parts.push(Buffer.from(buf.subarray(pos)));
+      side.partLen += buf.length - pos;
+      this.chunkPos = buf.length;
+      return null;
+    }
+    let line: Buffer;
+    if (side.partLen > 0) {
+      side.parts.push(buf.subarray(pos, nl));
+      line = Buffer.concat(side.parts);
+      side.parts.length = 0;
+      side.partLen = 0;
+    } else line = buf.subarray(pos, nl);
+    this.chunkPos = nl + 1;
+    let e = line.length;
+    if (e > 0 && line[e - 1] === 13) e--;
+    return line.toString('latin1', 0, e);
+  }
+
+  private chunkPos = 0;
+
+  private chunkSize(side: Side, buf: Buffer, pos: number, ts: Micros): number {
+    const s = this.chunkLine(side, buf, pos);
+    if (s === null) {
+      if (side.partLen > MAX_CHUNK_LINE) this.loseSync(side, false, 'http-parse-error');
+      return this.chunkPos;
+    }
+    const next = this.chunkPos;
+    // chunk-size [ chunk-ext ] (RFC 9112 section 7.1); tolerate spaces before ';'.
+    const m = /^\s*([0-9A-Fa-f]+)\s*(?:;.*)?$/.exec(s);
+    if (!m || m[1]!.length > 13) {
+      this.loseSync(side, true, 'http-parse-error');
+      return next;
+    }
+    const size = parseInt(m[1]!, 16);
+    side.lastTs = ts;
+    if (size === 0) {
+      side.state = St.Trailer;
+      side.inTrailer = true;
+      side.headBytes = 0;
+      return next;
+    }
+    side.remaining = size;
+    side.state = St.ChunkData;
+    return next;
+  }
+
+  private chunkEnd(side: Side, buf: Buffer, pos: number, ts: Micros): number {
+    const s = this.chunkLine(side, buf, pos);
+    if (s === null) {
+      if (side.partLen > 2) this.loseSync(side, false, 'http-parse-error');
+      return this.chunkPos;
+    }
+    side.lastTs = ts;
+    if (s.length !== 0) {
+      this.loseSync(side, true, 'http-parse-error');
+      return this.chunkPos;
+    }
+    side.state = St.ChunkSize;
+    return this.chunkPos;
+  }
+
+  // --------------------------------------------------------- message ends
+
+  /** The current message on this side is complete at `ts`. */
+  private messageDone(side: Side, ts: Micros): void {
+    const st = side.cur;
+    if (side.dir === 0) {
+      if (st) this.requestDone(side, ts);
+      else {
+        side.resetMessage();
+        side.state = St.Head;
+      }
+      return;
+    }
+    if (st) this.responseDone(st, ts);
+    else {
+      side.resetMessage();
+      side.state = St.Head;
+    }
+  }
+
+  private requestDone(side: Side, ts: Micros): void {
+    const st = side.cur!;
+    st.reqDone = true;
+    st.ex.requestEnd = ts;
+    const m = st.ex.method;
+    const upgrade = side.upgrade;
+    side.resetMessage();
+    side.cur = null;
+    side.state = St.Head;
+    if (!st.respDone && (m === 'CONNECT' || upgrade)) {
+      // Bytes after a CONNECT or Upgrade request belong to the tunnel if the
+      // server agrees; hold them until the response says so.
+      side.state = St.Hold;
+      side.held = [];
+      side.heldLen = 0;
+      side.heldOverflow = false;
+      this.holdFor = st;
+    }
+  }
+
+  private holdFor: ExState | null = null;
+
+  private responseDone(st: ExState, ts: Micros): void {
+    const side = this.res;
+    st.respDone = true;
+    st.ex.responseEnd = ts;
+    st.ex.outcome = 'complete';
+    this.dropAwaiting(st);
+    side.resetMessage();
+    side.cur = null;
+    if (side.state !== St.Tunnel && side.state !== St.Dead) side.state = St.Head;
+    this.finish(st);
+    // Release held request bytes if this response did not switch protocols.
+    if (this.holdFor === st) {
+      this.holdFor = null;
+      const rq = this.req;
+      if (rq.state === St.Hold) {
+        const held = rq.held;
+        const overflow = rq.heldOverflow;
+        rq.held = [];
+        rq.heldLen = 0;
+        rq.state = St.Head;
+        if (overflow) this.loseSync(rq, false, 'http-header-too-large');
+        for (const p of held) {
+          if (p.buf) this.consume(rq, p.buf, p.ts);
+          else this.consumeGap(rq, p.gap, p.ts);
+        }
+        if (rq.fin && (rq.state as St) !== St.Tunnel) rq.state = St.Dead;
+      }
+    }
+  }
+
+  private finish(st: ExState): void {
+    if (st.finished) return;
+    st.finished = true;
+    this.onExchange?.(st.ex);
+  }
+
+  // ------------------------------------------------------------- resync
+
+  /**
+   * Out of sync: look for the next line that starts a message, i.e.
+   * `token SP target SP HTTP/1.` for requests or `HTTP/1.x NNN` for
+   * responses, at a line start. Searches with indexOf for "HTTP/1.".
+   */
+  private scan(side: Side, buf: Buffer, pos: number, ts: Micros): number {
+    let b = buf.subarray(pos);
+    let carryLen = 0;
+    const carryTs = side.carryTs;
+    if (side.carry) {
+      carryLen = side.carry.length;
+      b = Buffer.concat([side.carry, b]);
+      side.carry = null;
+    }
+    const atStart = side.atLineStart;
+    let from = 0;
+    let found = -1;
+    let waitFrom = -1;
+    for (;;) {
+      const h = b.indexOf(HTTP1, from);
+      if (h < 0) break;
+      from = h + 1;
+      const ls = h === 0 ? 0 : b.lastIndexOf(10, h - 1) + 1;
+      if (ls === 0 && !atStart) continue;
+      if (h - ls > MAX_RESYNC_LINE) continue;
+      if (side.dir === 1) {
+        if (ls !== h) continue;
+        if (b.length < h + 12) {
+          waitFrom = ls;
+          break;
+        }
+        const d = b[h + 7]!;
+        if (d < 0x30 || d > 0x39 || b[h + 8] !== 0x20) continue;
+        if (!isDigit(b[h + 9]!) || !isDigit(b[h + 10]!) || !isDigit(b[h + 11]!)) continue;
+        found = ls;
+        break;
+      } else {
+        if (b.length < h + 8) {
+          waitFrom = ls;
+          break;
+        }
+        if (!isDigit(b[h + 7]!)) continue;
+        let ts0 = ls;
+        while (ts0 < h && (b[ts0] === 13 || b[ts0] === 10)) ts0++;
+        if (!REQ_RESYNC_RE.test(b.toString('latin1', ts0, h))) continue;
+        found = ls;
+        break;
+      }
+    }
+    if (found >= 0) {
+      this.anomalies.add('http-resync');
+      this.becomeHttp();
+      if (side.dir === 1) {
+        // The response that lost sync is over as far as we can tell.
+        const st = side.cur;
+        if (st && !st.finished) {
+          st.ex.outcome = 'incomplete-response';
+          this.dropAwaiting(st);
+          this.finish(st);
+        }
+        side.cur = null;
+      }
+      side.resetMessage();
+      side.state = St.Head;
+      if (found < carryLen) {
+        // Part of the start line came in an earlier call: feed it with that call's time.
+        this.consume(side, b.subarray(found, carryLen), carryTs);
+        this.consume(side, buf.subarray(pos), ts);
+      } else {
+        this.consume(side, buf.subarray(pos + found - carryLen), ts);
+      }
+      return buf.length;
+    }
+    // Keep the unfinished last line for the next call.
+    let keepFrom: number;
+    let keepAtStart: boolean;
+    if (waitFrom >= 0) {
+      keepFrom = waitFrom;
+      keepAtStart = waitFrom > 0 || atStart;
+    } else {
+      const lastNl = b.lastIndexOf(10);
+      keepFrom = lastNl + 1;
+      keepAtStart = lastNl >= 0 ? true : atStart;
+    }
+    const keep = b.length - keepFrom;
+    if (keep === 0) {
+      side.carry = null;
+      side.atLineStart = keepAtStart;
+    } else if (keep > MAX_RESYNC_LINE) {
+      side.carry = null;
+      side.atLineStart = false;
+    } else {
+      side.carry = Buffer.from(b.subarray(keepFrom));
+      side.carryTs = keepFrom < carryLen ? carryTs : ts;
+      side.atLineStart = keepAtStart;
+    }
+    return buf.length;
+  }
+
+  private dropAwaiting(st: ExState): void {
+    const i = this.awaiting.indexOf(st, this.awaitHead);
+    if (i < 0) return;
+    if (i === this.awaitHead) this.shiftAwaiting();
+    else this.awaiting.splice(i, 1);
+  }
+
+  private shiftAwaiting(): void {
+    this.awaiting[this.awaitHead] = undefined as unknown as ExState;
+    this.awaitHead++;
+    if (this.awaitHead > 64 && this.awaitHead * 2 > this.awaiting.length) {
+      this.awaiting = this.awaiting.slice(this.awaitHead);
+      this.awaitHead = 0;
+    }
+  }
+}
+
+function isDigit(c: number): boolean {
+  return c >= 0x30 && c <= 0x39;
+}
