@@ -130,6 +130,8 @@ export interface CloseEvent {
   ts: Micros;
   /** Frame number of the packet, for cross-checking with tshark. */
   frame: number;
+  /** Time of the last payload byte, either direction, before this segment (null: none). */
+  lastData: Micros | null;
 }
 
 export type ExchangeOutcome = 'complete' | 'no-response' | 'incomplete-response' | 'aborted';

@@ -121,6 +121,17 @@ export interface ReportJSON {
   /** Filter in effect: server port, or null for every TCP connection. */
   port: number | null;
   stats: StatsJSON;
-  connections: ConnectionJSON[];
+  /** What happened, how sure, what to change; null when no failure pattern was found. */
+  verdict: VerdictJSON | null;
   findings: FindingJSON[];
+  connections: ConnectionJSON[];
+}
+
+export interface VerdictJSON {
+  headline: string;
+  confidence: 'high' | 'medium' | 'low';
+  advice: string;
+  /** Finding codes the verdict rests on. */
+  basedOn: string[];
+  occurrences: number;
 }

@@ -1,0 +1,118 @@
+/** `hangscope analyze <file|->`: a capture file (pcap, pcapng, gzip) through the engine into a report. */
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { renderText } from '../dashboards/text.js';
+import { analyzeCapture, toReport, type Engine } from '../lib/index.js';
+import { connectionToJSON, findingToJSON } from '../lib/report/index.js';
+import { UserError } from '../lib/types.js';
+
+export interface AnalyzeCliOptions {
+  port?: string;
+  format: string;
+  output?: string;
+  showSecrets?: boolean;
+  slow?: string;
+  progress?: boolean;
+  color?: boolean;
+}
+
+export function parsePort(v: string | undefined): number | null {
+  if (v === undefined) return null;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new UserError(`--port wants a TCP port number from 1 to 65535, not "${v}"`);
+  return n;
+}
+
+export function parseSeconds(v: string | undefined, flag: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new UserError(`${flag} wants a number of seconds, not "${v}"`);
+  return Math.round(n * 1e6);
+}
+
+/** Output goes to --output (created 0600: captures and reports can hold secrets) or stdout. */
+export class Output {
+  private fd: number | null = null;
+  constructor(path: string | undefined) {
+    if (path !== undefined && path !== '-') {
+      try {
+        this.fd = openSync(path, 'w', 0o600);
+      } catch (e) {
+        throw new UserError(`cannot write ${path}: ${(e as Error).message.replace(/^[A-Z]+: /, '')}`);
+      }
+    }
+  }
+  write(s: string): void {
+    if (this.fd !== null) writeSync(this.fd, s);
+    else process.stdout.write(s);
+  }
+  close(): void {
+    if (this.fd !== null) closeSync(this.fd);
+    this.fd = null;
+  }
+}
+
+/** A progress line on stderr: percent of the file, packets/s, open connections. */
+function progressReporter(enabled: boolean): {
+  update: (bytesRead: number, total: number | null, engine: Engine) => void;
+  done: () => void;
+} {
+  if (!enabled) return { update: () => {}, done: () => {} };
+  const t0 = Date.now();
+  let last = 0;
+  let shown = false;
+  return {
+    update(bytesRead, total, engine) {
+      const now = Date.now();
+      if (now - last < 250) return;
+      last = now;
+      const secs = (now - t0) / 1000;
+      const pct = total ? `${((100 * bytesRead) / total).toFixed(1)}% of ${(total / 1e6).toFixed(0)} MB` : `${(bytesRead / 1e6).toFixed(0)} MB`;
+      const rate = secs > 0 ? Math.round(engine.packets / secs) : 0;
+      process.stderr.write(`\r\x1b[2Khangscope: ${pct}, ${rate.toLocaleString('en-US')} packets/s, ${engine.openConnections} open connections`);
+      shown = true;
+    },
+    done() {
+      if (shown) process.stderr.write('\r\x1b[2K');
+    },
+  };
+}
+
+export async function runAnalyze(file: string, o: AnalyzeCliOptions): Promise<void> {
+  const port = parsePort(o.port);
+  const slow = parseSeconds(o.slow, '--slow');
+  const format = o.format;
+  if (!['text', 'json', 'ndjson'].includes(format)) throw new UserError(`--format is one of text, json, ndjson (not "${format}")`);
+  const showSecrets = o.showSecrets === true;
+  const out = new Output(o.output);
+  const progress = progressReporter(o.progress ?? (process.stderr.isTTY === true && file !== '-'));
+  try {
+    const streaming = format === 'ndjson';
+    const analysis = await analyzeCapture(file, {
+      port,
+      showSecrets,
+      ...(slow !== undefined ? { slowFirstByte: slow } : {}),
+      onProgress: progress.update,
+      keepConnections: !streaming,
+      ...(streaming
+        ? {
+            onConnection: (rec) => out.write(`${JSON.stringify({ type: 'connection', ...connectionToJSON(rec, { showSecrets }) })}\n`),
+            onFinding: (f) => out.write(`${JSON.stringify({ type: 'finding', ...findingToJSON(f) })}\n`),
+          }
+        : {}),
+    });
+    progress.done();
+    const report = toReport(analysis, { port, showSecrets });
+    if (format === 'json') out.write(`${JSON.stringify(report, null, 2)}\n`);
+    else if (format === 'ndjson') out.write(`${JSON.stringify({ type: 'stats', ...report.stats })}\n`);
+    else
+      out.write(
+        renderText(analysis, {
+          showSecrets,
+          color: o.color ?? (o.output === undefined && process.stdout.isTTY === true),
+        }),
+      );
+  } finally {
+    progress.done();
+    out.close();
+  }
+}

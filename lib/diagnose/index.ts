@@ -1,0 +1,320 @@
+/**
+ * Diagnosis: turns finished connections into findings (stable codes,
+ * evidence with numbers, one plain sentence) and a verdict. Per-connection
+ * rules live in rules.ts; the capture-wide ones (timeout signature, socket
+ * reuse pattern, Connection: close honoured) keep small aggregates here, so
+ * memory does not grow with the capture.
+ */
+import type { ConnectionRecord } from '../correlate/index.js';
+import { redactTarget } from '../report/redact.js';
+import type { Micros } from '../types.js';
+import type { Finding } from './finding.js';
+import {
+  DEFAULT_RULES,
+  clientAbort,
+  fmtS,
+  hasConnectionClose,
+  ruleClientAbort,
+  ruleCloseIgnored,
+  ruleHalfClose,
+  ruleHeartbeat,
+  ruleKeepaliveRace,
+  ruleServerClose,
+  ruleSlowFirstByte,
+  ruleSocketReuse,
+  ruleStale,
+  s6,
+  type ClientAbort,
+  type RuleOptions,
+} from './rules.js';
+
+export type { Finding, Severity } from './finding.js';
+export { buildVerdict, type Verdict } from './verdict.js';
+export { DEFAULT_RULES, type RuleOptions } from './rules.js';
+
+export interface DiagnoseOptions {
+  /** Time to first response byte above which `slow-first-byte` is reported (µs, default 5 s). */
+  slowFirstByte?: Micros;
+  /** Half-close threshold (µs, default 2 s). */
+  halfCloseAfter?: Micros;
+  showSecrets?: boolean;
+}
+
+/** Aborts whose delays agree within this much form one signature (the issue's "5.00 s +/- 20 ms"). */
+const SIGNATURE_TOLERANCE: Micros = 20_000;
+/** Bounds on the capture-wide aggregates. */
+const MAX_ABORTS = 10_000;
+const MAX_ROUTES = 2_000;
+const MAX_HONORED_REPORTED = 20;
+const RECENT_REQUESTS = 64;
+
+interface RouteStats {
+  total: number;
+  reused: number;
+  failed: number;
+  failedReused: number;
+  failedFresh: number;
+  fresh: number;
+  /** What the socket carried before, for failed exchanges on reused sockets. */
+  previous: Map<string, number>;
+  example: string;
+}
+
+interface Flagged {
+  conn: number;
+  index: number;
+  label: string;
+  ts: Micros;
+  next: { conn: number; index: number; ts: Micros } | null;
+}
+
+interface PairState {
+  flagged: Flagged[];
+  recent: { conn: number; index: number; ts: Micros }[];
+}
+
+/** Path segments that look like identifiers are grouped: /files/3f2a9c -> /files/{id}. */
+export function routeOf(method: string, target: string): string {
+  const q = target.indexOf('?');
+  const path = q < 0 ? target : target.slice(0, q);
+  const norm = path
+    .split('/')
+    .map((seg) => (/^\d+$/.test(seg) || /^[0-9a-f-]{8,}$/i.test(seg) || (seg.length >= 12 && /\d/.test(seg)) ? '{id}' : seg))
+    .join('/');
+  return `${method} ${norm}`;
+}
+
+/** Runs the per-connection rules as connections finish, and the capture-wide rules at the end. */
+export class Diagnoser {
+  private readonly o: RuleOptions;
+  private readonly aborts: ClientAbort[] = [];
+  private abortsDropped = 0;
+  private readonly routes = new Map<string, RouteStats>();
+  private readonly pairs = new Map<string, PairState>();
+  private lastTs: Micros = 0;
+
+  constructor(o: DiagnoseOptions = {}) {
+    this.o = {
+      ...DEFAULT_RULES,
+      ...(o.slowFirstByte !== undefined ? { slowFirstByte: o.slowFirstByte } : {}),
+      ...(o.halfCloseAfter !== undefined ? { halfCloseAfter: o.halfCloseAfter } : {}),
+      showSecrets: o.showSecrets === true,
+    };
+  }
+
+  /** The capture's clock: the time of the latest packet (for "by the end of the capture"). */
+  setClock(ts: Micros): void {
+    if (ts > this.lastTs) this.lastTs = ts;
+  }
+
+  /** Findings about one finished connection. */
+  connection(rec: ConnectionRecord): Finding[] {
+    if (rec.end > this.lastTs) this.lastTs = rec.end;
+    const o = this.o;
+    const abort = clientAbort(rec);
+    const race = ruleKeepaliveRace(rec, o);
+    // A race explains the client's close too: the client saw the FIN or the RST.
+    const out: Finding[] = [
+      ...(abort !== null && race.explained.has(abort.exchange.index) ? [] : ruleClientAbort(rec, o, abort)),
+      ...race.findings,
+      ...ruleServerClose(rec, o, race.explained, abort),
+      ...ruleStale(rec, o),
+      ...ruleHalfClose(rec, o, this.lastTs),
+      ...ruleCloseIgnored(rec, o),
+      ...ruleSlowFirstByte(rec, o),
+      ...ruleHeartbeat(rec, o),
+      ...ruleSocketReuse(rec, o),
+    ];
+    // stale-connection explains a silent socket better than a generic abort.
+    const stale = out.some((f) => f.code === 'stale-connection');
+    const result = stale ? out.filter((f) => f.code !== 'client-abort-before-response') : out;
+    if (abort !== null && !race.explained.has(abort.exchange.index) && !stale) {
+      if (this.aborts.length < MAX_ABORTS) this.aborts.push(abort);
+      else this.abortsDropped++;
+    }
+    this.aggregate(rec);
+    return result;
+  }
+
+  /** Capture-wide findings, once all connections are finished. */
+  finish(): Finding[] {
+    return [...this.timeoutSignature(), ...this.reusePattern(), ...this.closeHonored()];
+  }
+
+  private aggregate(rec: ConnectionRecord): void {
+    const pairKey = `${rec.client.ip} ${rec.server.ip} ${rec.server.port}`;
+    let pair = this.pairs.get(pairKey);
+    for (let i = 0; i < rec.exchanges.length; i++) {
+      const ex = rec.exchanges[i]!;
+      if (ex.method === '') continue;
+      const r = routeOf(ex.method, ex.target);
+      let st = this.routes.get(r);
+      if (st === undefined && this.routes.size < MAX_ROUTES) {
+        st = { total: 0, reused: 0, failed: 0, failedReused: 0, failedFresh: 0, fresh: 0, previous: new Map(), example: `${ex.method} ${redactTarget(ex.target, this.o.showSecrets)}` };
+        this.routes.set(r, st);
+      }
+      if (st !== undefined) {
+        const reused = i > 0;
+        const failed = ex.outcome !== 'complete';
+        st.total++;
+        if (reused) st.reused++;
+        else st.fresh++;
+        if (failed) {
+          st.failed++;
+          if (reused) {
+            st.failedReused++;
+            const prev = rec.exchanges[i - 1]!;
+            const pr = routeOf(prev.method, prev.target);
+            st.previous.set(pr, (st.previous.get(pr) ?? 0) + 1);
+          } else st.failedFresh++;
+        }
+      }
+      // Connection: close bookkeeping, per client and server pair.
+      if (pair === undefined) {
+        pair = { flagged: [], recent: [] };
+        this.pairs.set(pairKey, pair);
+      }
+      const item = { conn: rec.id, index: ex.index, ts: ex.requestStart };
+      for (const f of pair.flagged) this.offerNext(f, item);
+      pair.recent.push(item);
+      if (pair.recent.length > RECENT_REQUESTS) pair.recent.shift();
+      const last = i === rec.exchanges.length - 1;
+      if (last && (hasConnectionClose(ex.requestHeaders) || hasConnectionClose(ex.responseHeaders))) {
+        const f: Flagged = {
+          conn: rec.id,
+          index: ex.index,
+          label: `${ex.method} ${redactTarget(ex.target, this.o.showSecrets)}`,
+          ts: ex.responseEnd ?? ex.requestStart,
+          next: null,
+        };
+        for (const r of pair.recent) this.offerNext(f, r);
+        if (pair.flagged.length < 1000) pair.flagged.push(f);
+      }
+    }
+  }
+
+  private offerNext(f: Flagged, r: { conn: number; index: number; ts: Micros }): void {
+    if (r.conn === f.conn || r.ts < f.ts) return;
+    if (f.next === null || r.ts < f.next.ts) f.next = r;
+  }
+
+  private timeoutSignature(): Finding[] {
+    if (this.aborts.length === 0) return [];
+    const clocks = [
+      { name: 'request-start', values: this.aborts.map((a) => a.sinceRequestStart) },
+      {
+        name: 'last-activity',
+        values: this.aborts.map((a) => a.sinceLastByte).filter((v): v is number => v !== null),
+      },
+    ];
+    const best = clocks
+      .map((c) => ({ name: c.name, ...largestCluster(c.values) }))
+      .filter((c) => c.count > 0)
+      .sort((a, b) => b.count - a.count || a.spread - b.spread);
+    if (best.length === 0) return [];
+    const top = best[0]!;
+    const other = best[1];
+    const both = other !== undefined && other.count === top.count && Math.abs(other.center - top.center) <= SIGNATURE_TOLERANCE;
+    const n = this.aborts.length;
+    const clockText = both
+      ? 'after the request started, which was also the socket\'s last activity'
+      : top.name === 'request-start'
+        ? 'after the request started (data kept flowing, so not an idle timer)'
+        : 'after the socket\'s last byte in either direction (an idle timer: it restarts on every byte)';
+    const rounded = (top.center / 1e6).toFixed(2);
+    return [
+      {
+        code: 'client-timeout-signature',
+        severity: 'warning',
+        connection: null,
+        exchange: null,
+        ts: null,
+        summary:
+          `${top.count} of ${n} client abort${n > 1 ? 's' : ''} came ${rounded} s ${clockText}` +
+          `${top.count > 1 ? ` (spread ${fmtS(top.spread)})` : ''}: look for a ${rounded} s timer in the client (a request timeout or a socket idle timeout), not in the server.`,
+        evidence: {
+          clock: both ? 'request-start+last-activity' : top.name,
+          delay: s6(top.center),
+          count: top.count,
+          aborts: n,
+          spread: s6(top.spread),
+          tolerance: s6(SIGNATURE_TOLERANCE),
+          signature: top.count > 1,
+          values: top.members.slice(0, 50).map(s6),
+          connections: this.aborts.slice(0, 50).map((a) => a.conn),
+          ...(this.abortsDropped ? { abortsNotKept: this.abortsDropped } : {}),
+        },
+      },
+    ];
+  }
+
+  private reusePattern(): Finding[] {
+    const out: Finding[] = [];
+    for (const [route, st] of this.routes) {
+      if (st.failedReused === 0) continue;
+      const prev = [...st.previous.entries()].sort((a, b) => b[1] - a[1])[0]!;
+      const freshPart = st.fresh > 0 ? `; ${st.failedFresh} of ${st.fresh} on fresh sockets failed` : '; none went out on a fresh socket';
+      out.push({
+        code: 'socket-reuse',
+        severity: 'info',
+        connection: null,
+        exchange: null,
+        ts: null,
+        summary: `${st.failedReused} of ${st.failed} failed ${route} reused a socket${prev[1] === st.failedReused ? ` that had carried ${prev[0]}` : ''} (${st.reused} of ${st.total} ${route} reused one)${freshPart}.`,
+        evidence: {
+          route,
+          total: st.total,
+          failed: st.failed,
+          reused: st.reused,
+          fresh: st.fresh,
+          failedReused: st.failedReused,
+          failedFresh: st.failedFresh,
+          previousOnSocket: Object.fromEntries(st.previous),
+        },
+      });
+    }
+    return out;
+  }
+
+  private closeHonored(): Finding[] {
+    const out: Finding[] = [];
+    let extra = 0;
+    for (const pair of this.pairs.values()) {
+      for (const f of pair.flagged) {
+        if (f.next === null) continue;
+        if (out.length >= MAX_HONORED_REPORTED) {
+          extra++;
+          continue;
+        }
+        out.push({
+          code: 'connection-close-honored',
+          severity: 'info',
+          connection: f.conn,
+          exchange: f.index,
+          ts: f.ts,
+          summary: `After "Connection: close" on ${f.label}, the client's next request went out on a fresh socket (connection ${f.next.conn}, ${fmtS(f.next.ts - f.ts)} later).`,
+          evidence: { nextConnection: f.next.conn, nextExchange: f.next.index, gap: s6(f.next.ts - f.ts) },
+        });
+      }
+    }
+    if (extra > 0) out[out.length - 1]!.evidence.moreNotListed = extra;
+    return out;
+  }
+}
+
+/** The largest group of values within ±SIGNATURE_TOLERANCE of its middle. */
+function largestCluster(values: number[]): { count: number; center: number; spread: number; members: number[] } {
+  const v = [...values].sort((a, b) => a - b);
+  let best = { count: 0, center: 0, spread: 0, members: [] as number[] };
+  let j = 0;
+  for (let i = 0; i < v.length; i++) {
+    while (v[i]! - v[j]! > 2 * SIGNATURE_TOLERANCE) j++;
+    const count = i - j + 1;
+    const spread = v[i]! - v[j]!;
+    if (count > best.count || (count === best.count && spread < best.spread)) {
+      const members = v.slice(j, i + 1);
+      best = { count, center: members[Math.floor(members.length / 2)]!, spread, members };
+    }
+  }
+  return best;
+}

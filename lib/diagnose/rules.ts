@@ -1,0 +1,424 @@
+/**
+ * Per-connection diagnosis rules. Each rule looks at one finished
+ * ConnectionRecord and returns findings; docs/findings.md defines every code.
+ * Evidence durations are seconds (6 decimals), times are epoch seconds.
+ */
+import type { ConnectionRecord } from '../correlate/index.js';
+import { redactTarget } from '../report/redact.js';
+import type { CloseEvent, Exchange, Micros } from '../types.js';
+import type { Finding } from './finding.js';
+
+export interface RuleOptions {
+  /** slow-first-byte threshold (µs). */
+  slowFirstByte: Micros;
+  /** half-close-stuck: the peer did not close within this long after a FIN (µs). */
+  halfCloseAfter: Micros;
+  /** keepalive-race: a request this close to the server's FIN (µs) crossed it. */
+  raceWindow: Micros;
+  /** keepalive-race: the server's FIN must follow at least this much idle time (µs). */
+  raceMinIdle: Micros;
+  /** heartbeat-bytes: a response that trickles for at least this long (µs) with few bytes. */
+  heartbeatMin: Micros;
+  showSecrets: boolean;
+}
+
+export const DEFAULT_RULES: RuleOptions = {
+  slowFirstByte: 5_000_000,
+  halfCloseAfter: 2_000_000,
+  raceWindow: 1_000_000,
+  raceMinIdle: 1_000_000,
+  heartbeatMin: 1_000_000,
+  showSecrets: false,
+};
+
+/** Seconds with 6 decimals, for evidence. */
+export function s6(us: Micros): number {
+  return Math.round(us) / 1e6;
+}
+
+/** "5.001 s" in sentences. */
+export function fmtS(us: Micros): string {
+  const v = us / 1e6;
+  if (Math.abs(v) >= 100) return `${v.toFixed(0)} s`;
+  if (Math.abs(v) >= 1) return `${v.toFixed(3)} s`;
+  return `${(us / 1000).toFixed(1)} ms`;
+}
+
+export function label(ex: Exchange, o: RuleOptions): string {
+  return `${ex.method || '?'} ${redactTarget(ex.target, o.showSecrets)}`;
+}
+
+/** Path without the query, for grouping requests by route. */
+export function route(ex: Exchange): string {
+  const q = ex.target.indexOf('?');
+  return `${ex.method} ${q < 0 ? ex.target : ex.target.slice(0, q)}`;
+}
+
+function exRef(ex: Exchange, o: RuleOptions): Record<string, unknown> {
+  return {
+    index: ex.index,
+    method: ex.method,
+    target: redactTarget(ex.target, o.showSecrets),
+    status: ex.status,
+    userAgent: ex.requestHeaders['user-agent'] ?? null,
+  };
+}
+
+function hasConnectionClose(headers: Record<string, string>): boolean {
+  const v = headers['connection'];
+  return v !== undefined && /(^|,)\s*close\s*(,|$)/i.test(v);
+}
+
+/** The exchange is still waiting for (part of) its response at time t. */
+function inFlightAt(ex: Exchange, t: Micros): boolean {
+  return ex.requestStart <= t && (ex.responseEnd === null || ex.responseEnd > t);
+}
+
+function noResponseByteAt(ex: Exchange, t: Micros): boolean {
+  return ex.requestStart <= t && (ex.responseStart === null || ex.responseStart > t);
+}
+
+function firstClose(rec: ConnectionRecord, by: 'client' | 'server', kind?: 'FIN' | 'RST'): CloseEvent | null {
+  for (const c of rec.closes) if (c.by === by && (kind === undefined || c.kind === kind)) return c;
+  return null;
+}
+
+/** A client abort: the first client FIN/RST while a request had no response byte yet. */
+export interface ClientAbort {
+  conn: number;
+  exchange: Exchange;
+  previous: Exchange | null;
+  close: CloseEvent;
+  sinceRequestStart: Micros;
+  sinceLastByte: Micros | null;
+  sincePreviousEnd: Micros | null;
+  /** The socket had carried an earlier exchange (keep-alive reuse). */
+  reused: boolean;
+}
+
+export function clientAbort(rec: ConnectionRecord): ClientAbort | null {
+  const c = firstClose(rec, 'client');
+  if (c === null) return null;
+  for (let i = 0; i < rec.exchanges.length; i++) {
+    const ex = rec.exchanges[i]!;
+    if (!noResponseByteAt(ex, c.ts)) continue;
+    const previous = i > 0 ? rec.exchanges[i - 1]! : null;
+    return {
+      conn: rec.id,
+      exchange: ex,
+      previous,
+      close: c,
+      sinceRequestStart: c.ts - ex.requestStart,
+      sinceLastByte: c.lastData !== null ? c.ts - c.lastData : null,
+      sincePreviousEnd: previous?.responseEnd != null ? c.ts - previous.responseEnd : null,
+      reused: i > 0,
+    };
+  }
+  return null;
+}
+
+export function ruleClientAbort(rec: ConnectionRecord, o: RuleOptions, abort: ClientAbort | null): Finding[] {
+  if (abort === null) return [];
+  const { exchange: ex, previous, close } = abort;
+  const parts = [
+    `The client closed the socket (${close.kind}) ${fmtS(abort.sinceRequestStart)} into ${label(ex, o)}, before any response byte`,
+  ];
+  if (abort.sinceLastByte !== null) parts.push(`${fmtS(abort.sinceLastByte)} after the socket's last byte`);
+  if (previous !== null) {
+    const ua = previous.requestHeaders['user-agent'];
+    parts.push(`the socket had first carried ${label(previous, o)}${ua ? ` (${ua})` : ''}`);
+  }
+  return [
+    {
+      code: 'client-abort-before-response',
+      severity: 'error',
+      connection: rec.id,
+      exchange: ex.index,
+      ts: close.ts,
+      summary: `${parts.join('; ')}.`,
+      evidence: {
+        closeKind: close.kind,
+        closeTs: s6(close.ts),
+        clientPort: rec.client.port,
+        request: exRef(ex, o),
+        requestStart: s6(ex.requestStart),
+        sinceRequestStart: s6(abort.sinceRequestStart),
+        sinceRequestEnd: ex.requestEnd !== null ? s6(close.ts - ex.requestEnd) : null,
+        sinceLastByte: abort.sinceLastByte !== null ? s6(abort.sinceLastByte) : null,
+        sincePreviousExchangeEnd: abort.sincePreviousEnd !== null ? s6(abort.sincePreviousEnd) : null,
+        previousExchange: previous !== null ? exRef(previous, o) : null,
+        reusedSocket: abort.reused,
+      },
+    },
+  ];
+}
+
+/**
+ * keepalive-race: the server closed an idle kept-alive connection (FIN) at
+ * about the time the client sent a new request on it; the request got an
+ * RST or no response. The request crossed the FIN on the wire.
+ */
+export function ruleKeepaliveRace(rec: ConnectionRecord, o: RuleOptions): { findings: Finding[]; explained: Set<number> } {
+  const explained = new Set<number>();
+  const fin = firstClose(rec, 'server', 'FIN');
+  if (fin === null) return { findings: [], explained };
+  const findings: Finding[] = [];
+  for (let i = 0; i < rec.exchanges.length; i++) {
+    const ex = rec.exchanges[i]!;
+    if (ex.outcome === 'complete' || ex.responseStart !== null) continue;
+    const gap = ex.requestStart - fin.ts;
+    if (Math.abs(gap) > o.raceWindow) continue;
+    // The FIN must close an idle connection: nothing in flight before this request.
+    const prev = i > 0 ? rec.exchanges[i - 1]! : null;
+    const idleFrom = prev?.responseEnd ?? fin.lastData ?? rec.start;
+    const idle = Math.min(fin.ts, ex.requestStart) - idleFrom;
+    if (idle < o.raceMinIdle) continue;
+    const rst = rec.closes.find((c) => c.kind === 'RST' && c.ts >= Math.min(fin.ts, ex.requestStart)) ?? null;
+    explained.add(ex.index);
+    const idleBeforeFin = fin.ts - (fin.lastData ?? idleFrom);
+    findings.push({
+      code: 'keepalive-race',
+      severity: 'error',
+      connection: rec.id,
+      exchange: ex.index,
+      ts: fin.ts,
+      summary:
+        `The server closed the idle kept-alive socket (FIN after ${fmtS(idleBeforeFin)} idle) ` +
+        `${gap >= 0 ? `${fmtS(gap)} before` : `${fmtS(-gap)} after`} the client sent ${label(ex, o)} on it; ` +
+        `the request got ${rst ? `an RST from the ${rst.by}` : 'no response'}. ` +
+        `Make the client's keep-alive idle timeout shorter than the server's (or retry idempotent requests on a fresh socket).`,
+      evidence: {
+        serverFinTs: s6(fin.ts),
+        serverIdleBeforeFin: s6(idleBeforeFin),
+        requestStart: s6(ex.requestStart),
+        requestMinusFin: s6(gap),
+        request: exRef(ex, o),
+        previousExchange: prev !== null ? exRef(prev, o) : null,
+        rst: rst ? { by: rst.by, ts: s6(rst.ts) } : null,
+        clientPort: rec.client.port,
+      },
+    });
+  }
+  return { findings, explained };
+}
+
+/** server-reset and server-close-mid-response: the server ended the connection while an exchange was in flight. */
+export function ruleServerClose(rec: ConnectionRecord, o: RuleOptions, explained: Set<number>, abort: ClientAbort | null): Finding[] {
+  const out: Finding[] = [];
+  const rst = firstClose(rec, 'server', 'RST');
+  const fin = firstClose(rec, 'server', 'FIN');
+  const clientFirst = firstClose(rec, 'client');
+  for (const [close, code] of [
+    [rst, 'server-reset'],
+    [fin, 'server-close-mid-response'],
+  ] as const) {
+    if (close === null) continue;
+    // After the client closed first, the server's RST/FIN is an answer, not the cause.
+    if (clientFirst !== null && clientFirst.ts < close.ts && abort !== null) continue;
+    for (const ex of rec.exchanges) {
+      if (explained.has(ex.index) || !inFlightAt(ex, close.ts)) continue;
+      // A close-delimited body ends with the server's FIN: that is how it completes.
+      if (code === 'server-close-mid-response' && ex.outcome === 'complete') continue;
+      const started = ex.responseStart !== null && ex.responseStart <= close.ts;
+      out.push({
+        code,
+        severity: 'error',
+        connection: rec.id,
+        exchange: ex.index,
+        ts: close.ts,
+        summary:
+          `The server ${close.kind === 'RST' ? 'reset' : 'closed'} the connection ${fmtS(close.ts - ex.requestStart)} into ${label(ex, o)}, ` +
+          (started
+            ? `after ${ex.responseBodyBytes} body bytes of a ${ex.status ?? '?'} response that was not finished.`
+            : 'before any response byte.'),
+        evidence: {
+          closeKind: close.kind,
+          closeTs: s6(close.ts),
+          sinceRequestStart: s6(close.ts - ex.requestStart),
+          responseStarted: started,
+          responseBodyBytes: ex.responseBodyBytes,
+          status: ex.status,
+          request: exRef(ex, o),
+          sinceLastByte: close.lastData !== null ? s6(close.ts - close.lastData) : null,
+          clientPort: rec.client.port,
+        },
+      });
+      break;
+    }
+  }
+  return out;
+}
+
+/** half-close-stuck: one side sent FIN and the other did not close within the threshold (or by the end of the capture). */
+export function ruleHalfClose(rec: ConnectionRecord, o: RuleOptions, captureEnd: Micros): Finding[] {
+  const first = rec.closes[0];
+  if (first === undefined || first.kind !== 'FIN') return [];
+  const peer: 'client' | 'server' = first.by === 'client' ? 'server' : 'client';
+  const peerClose = firstClose(rec, peer);
+  // A server that got the client's FIN while still working on a request closes when it is done: that is not stuck.
+  if (peer === 'server' && rec.exchanges.some((ex) => inFlightAt(ex, first.ts))) return [];
+  const waited = (peerClose?.ts ?? captureEnd) - first.ts;
+  if (waited < o.halfCloseAfter) return [];
+  const never = peerClose === null;
+  return [
+    {
+      code: 'half-close-stuck',
+      severity: 'warning',
+      connection: rec.id,
+      exchange: null,
+      ts: first.ts,
+      summary: never
+        ? `The ${first.by} sent FIN and the ${peer} never closed its side in the ${fmtS(waited)} the capture went on: the ${peer} (port ${peer === 'client' ? rec.client.port : rec.server.port}) sat in CLOSE-WAIT.`
+        : `The ${first.by} sent FIN and the ${peer} took ${fmtS(waited)} to close its side: the ${peer} sat in CLOSE-WAIT that long.`,
+      evidence: {
+        finBy: first.by,
+        finTs: s6(first.ts),
+        closeWaitSide: peer,
+        closeWaitEndpoint: peer === 'client' ? rec.client : rec.server,
+        peerCloseTs: peerClose ? s6(peerClose.ts) : null,
+        waited: s6(waited),
+        closedByEndOfCapture: !never,
+      },
+    },
+  ];
+}
+
+/** stale-connection: a request on a reused connection got no ACK from the server, only retransmissions, then a timeout or RST. */
+export function ruleStale(rec: ConnectionRecord, o: RuleOptions): Finding[] {
+  for (let i = 0; i < rec.exchanges.length; i++) {
+    const ex = rec.exchanges[i]!;
+    if (ex.responseStart !== null) continue;
+    const reused = i > 0 || !rec.synSeen;
+    if (!reused) continue;
+    const serverLive = rec.lastLiveTs[1];
+    if (serverLive !== null && serverLive >= ex.requestStart) continue;
+    const retrans = rec.lastRetransTs[0];
+    if (retrans === null || retrans < ex.requestStart) continue;
+    const idle = i > 0 && rec.exchanges[i - 1]!.responseEnd !== null ? ex.requestStart - rec.exchanges[i - 1]!.responseEnd! : null;
+    const end = rec.closes.find((c) => c.ts >= ex.requestStart) ?? null;
+    return [
+      {
+        code: 'stale-connection',
+        severity: 'error',
+        connection: rec.id,
+        exchange: ex.index,
+        ts: ex.requestStart,
+        summary:
+          `${label(ex, o)} went out on a pooled socket${idle !== null ? ` idle for ${fmtS(idle)}` : ''} and the server never acknowledged it: ` +
+          `${rec.retransmissions[0]} retransmissions, then ${end ? `${end.by} ${end.kind} after ${fmtS(end.ts - ex.requestStart)}` : 'silence'}. ` +
+          `Something between the two (a NAT, load balancer or firewall) dropped the connection's state; use a pool idle timeout shorter than the middlebox's, or TCP keep-alive.`,
+        evidence: {
+          request: exRef(ex, o),
+          requestStart: s6(ex.requestStart),
+          idleBefore: idle !== null ? s6(idle) : null,
+          clientRetransmissions: rec.retransmissions[0],
+          serverLastPacketBefore: serverLive !== null ? s6(serverLive) : null,
+          end: end ? { by: end.by, kind: end.kind, ts: s6(end.ts), sinceRequestStart: s6(end.ts - ex.requestStart) } : null,
+          clientPort: rec.client.port,
+        },
+      },
+    ];
+  }
+  return [];
+}
+
+/** connection-close-ignored: a message said `Connection: close` and another request still went on the connection. */
+export function ruleCloseIgnored(rec: ConnectionRecord, o: RuleOptions): Finding[] {
+  for (let i = 0; i + 1 < rec.exchanges.length; i++) {
+    const ex = rec.exchanges[i]!;
+    const inReq = hasConnectionClose(ex.requestHeaders);
+    const inResp = hasConnectionClose(ex.responseHeaders);
+    if (!inReq && !inResp) continue;
+    const next = rec.exchanges[i + 1]!;
+    return [
+      {
+        code: 'connection-close-ignored',
+        severity: 'warning',
+        connection: rec.id,
+        exchange: next.index,
+        ts: next.requestStart,
+        summary: `The ${inResp ? 'response' : 'request'} to ${label(ex, o)} said "Connection: close", yet ${label(next, o)} went out on the same socket ${fmtS(next.requestStart - (ex.responseEnd ?? ex.requestStart))} later.`,
+        evidence: {
+          closeIn: inResp ? 'response' : 'request',
+          exchange: exRef(ex, o),
+          next: exRef(next, o),
+          gap: s6(next.requestStart - (ex.responseEnd ?? ex.requestStart)),
+        },
+      },
+    ];
+  }
+  return [];
+}
+
+/** heartbeat-bytes: the response sent early bytes long before completing (whitespace keep-alive, streamed progress). */
+export function ruleHeartbeat(rec: ConnectionRecord, o: RuleOptions): Finding[] {
+  const out: Finding[] = [];
+  for (const ex of rec.exchanges) {
+    if (ex.responseStart === null) continue;
+    const end = ex.responseEnd ?? rec.end;
+    const trickle = end - ex.responseStart;
+    // Few bytes over a long time: bytes sent to keep the exchange alive, not a large download.
+    if (trickle < o.heartbeatMin || ex.responseBodyBytes > 64 * 1024) continue;
+    const base = ex.requestEnd ?? ex.requestStart;
+    out.push({
+      code: 'heartbeat-bytes',
+      severity: 'info',
+      connection: rec.id,
+      exchange: ex.index,
+      ts: ex.responseStart,
+      summary: `${label(ex, o)} got its first response byte ${fmtS(ex.responseStart - base)} after the request and ${ex.responseEnd !== null ? `completed ${fmtS(ex.responseEnd - base)}` : `was still unfinished ${fmtS(end - base)}`} after it: early bytes kept the exchange alive.`,
+      evidence: {
+        request: exRef(ex, o),
+        timeToFirstByte: s6(ex.responseStart - base),
+        timeToComplete: ex.responseEnd !== null ? s6(ex.responseEnd - base) : null,
+        responseBodyBytes: ex.responseBodyBytes,
+      },
+    });
+  }
+  return out;
+}
+
+/** slow-first-byte: the first response byte came later than the threshold after the request was sent. */
+export function ruleSlowFirstByte(rec: ConnectionRecord, o: RuleOptions): Finding[] {
+  const out: Finding[] = [];
+  for (const ex of rec.exchanges) {
+    if (ex.responseStart === null) continue;
+    const base = ex.requestEnd ?? ex.requestStart;
+    const ttfb = ex.responseStart - base;
+    if (ttfb <= o.slowFirstByte) continue;
+    out.push({
+      code: 'slow-first-byte',
+      severity: 'warning',
+      connection: rec.id,
+      exchange: ex.index,
+      ts: ex.responseStart,
+      summary: `${label(ex, o)} waited ${fmtS(ttfb)} for its first response byte (threshold ${fmtS(o.slowFirstByte)}); a client or proxy timeout near that value would cut it off.`,
+      evidence: { request: exRef(ex, o), timeToFirstByte: s6(ttfb), threshold: s6(o.slowFirstByte) },
+    });
+  }
+  return out;
+}
+
+/** socket-reuse (per socket): which requests this socket carried, in order, when a later one failed. */
+export function ruleSocketReuse(rec: ConnectionRecord, o: RuleOptions): Finding[] {
+  if (rec.exchanges.length < 2) return [];
+  const failed = rec.exchanges.findIndex((ex, i) => i > 0 && ex.outcome !== 'complete');
+  if (failed < 0) return [];
+  const chain = rec.exchanges.map((ex) => label(ex, o));
+  return [
+    {
+      code: 'socket-reuse',
+      severity: 'info',
+      connection: rec.id,
+      exchange: rec.exchanges[failed]!.index,
+      ts: rec.exchanges[failed]!.requestStart,
+      summary: `Socket ${rec.client.port} carried ${chain.join(' then ')}; ${label(rec.exchanges[failed]!, o)} (request ${failed + 1} on the socket) did not complete.`,
+      evidence: {
+        clientPort: rec.client.port,
+        chain: rec.exchanges.map((ex) => ({ ...exRef(ex, o), outcome: ex.outcome })),
+      },
+    },
+  ];
+}
+
+export { hasConnectionClose };

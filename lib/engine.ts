@@ -1,0 +1,88 @@
+/**
+ * The engine: one pipeline for files and live sources.
+ *   PacketRecord -> Decoder -> Correlator (TCP tracker + HTTP parser) -> Diagnoser -> listeners
+ * Sources push records with packet(); finish() flushes open connections and
+ * runs the capture-wide rules.
+ */
+import { Correlator, type ConnectionRecord } from './correlate/index.js';
+import { Decoder } from './decode/index.js';
+import { Diagnoser, type Finding } from './diagnose/index.js';
+import type { Connection } from './tcp/index.js';
+import { Anomalies, type Exchange, type Micros, type PacketRecord } from './types.js';
+
+export interface EngineOptions {
+  /** Only connections whose server port is this (null: every TCP connection). */
+  port?: number | null;
+  showSecrets?: boolean;
+  /** Time to first response byte above which `slow-first-byte` is reported (µs, default 5 s). */
+  slowFirstByte?: Micros;
+  onConnection?: (rec: ConnectionRecord) => void;
+  onFinding?: (f: Finding) => void;
+  onOpen?: (conn: Connection) => void;
+  onExchange?: (conn: Connection, ex: Exchange) => void;
+  maxConnections?: number;
+  maxBufferedBytes?: number;
+}
+
+export class Engine {
+  readonly anomalies = new Anomalies();
+  readonly decoder: Decoder;
+  readonly correlator: Correlator;
+  readonly diagnoser: Diagnoser;
+  packets = 0;
+  bytes = 0;
+  firstTs: Micros | null = null;
+  lastTs: Micros | null = null;
+  connections = 0;
+  private finished = false;
+
+  constructor(private readonly o: EngineOptions = {}) {
+    this.decoder = new Decoder(this.anomalies);
+    this.diagnoser = new Diagnoser({
+      ...(o.slowFirstByte !== undefined ? { slowFirstByte: o.slowFirstByte } : {}),
+      showSecrets: o.showSecrets === true,
+    });
+    this.correlator = new Correlator({
+      anomalies: this.anomalies,
+      port: o.port ?? null,
+      ...(o.maxConnections !== undefined ? { maxConnections: o.maxConnections } : {}),
+      ...(o.maxBufferedBytes !== undefined ? { maxBufferedBytes: o.maxBufferedBytes } : {}),
+      ...(o.onOpen !== undefined ? { onOpen: o.onOpen } : {}),
+      ...(o.onExchange !== undefined ? { onExchange: o.onExchange } : {}),
+      onConnection: (rec) => this.connection(rec),
+    });
+  }
+
+  /** Feed one captured frame. The record and its data may be reused by the source after this returns. */
+  packet(rec: PacketRecord): void {
+    this.packets++;
+    this.bytes += rec.data.length;
+    if (this.firstTs === null) this.firstTs = rec.ts;
+    this.lastTs = rec.ts;
+    const seg = this.decoder.decode(rec);
+    if (seg !== null) this.correlator.segment(seg);
+  }
+
+  /** End of input: finish open connections, run capture-wide rules. Idempotent. */
+  finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    if (this.lastTs !== null) this.diagnoser.setClock(this.lastTs);
+    this.correlator.flush();
+    for (const f of this.diagnoser.finish()) this.o.onFinding?.(f);
+  }
+
+  get exchanges(): number {
+    return this.correlator.exchanges;
+  }
+
+  get openConnections(): number {
+    return this.correlator.tracker.open;
+  }
+
+  private connection(rec: ConnectionRecord): void {
+    this.connections++;
+    this.o.onConnection?.(rec);
+    for (const f of this.diagnoser.connection(rec)) this.o.onFinding?.(f);
+  }
+}
