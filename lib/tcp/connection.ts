@@ -35,6 +35,8 @@ export class HalfStream {
   delivered: number | null = null;
   /** Highest sequence number seen (end of the furthest segment, FIN included). */
   highest: number | null = null;
+  /** When the segment reaching `highest` was seen. */
+  highestTs: Micros = 0;
   /** Sequence number of the FIN, once a FIN was seen. */
   finSeq: number | null = null;
   finDelivered = false;

@@ -56,6 +56,9 @@ const DEFAULTS = {
   maxBufferedBytes: 4 * 1024 * 1024,
 };
 
+/** A hole filled within this long of the highest segment is out-of-order, later a retransmission (Wireshark). */
+const OUT_OF_ORDER_WINDOW: Micros = 3_000;
+
 /** Sweep finished connections every this much capture time. */
 const SWEEP_EVERY: Micros = 1_000_000;
 
@@ -319,15 +322,25 @@ export class TcpTracker {
         conn.addHistory(dir, 'T');
         return;
       }
-      // Fills (part of) a hole below the highest sequence seen.
-      half.outOfOrder++;
+      // Fills (part of) a hole below the highest sequence seen. Wireshark calls
+      // it out-of-order when it comes soon after the highest segment (within
+      // 3 ms, its default when no RTT is known), a retransmission otherwise.
+      if (ts - half.highestTs <= OUT_OF_ORDER_WINDOW) half.outOfOrder++;
+      else {
+        half.retransmissions++;
+        half.lastRetransTs = ts;
+        conn.addHistory(dir, 'T');
+      }
     } else if (seqAfter(highest, seq)) {
       // Overlaps old bytes and brings new ones: a retransmission that adds data.
       half.retransmissions++;
       half.lastRetransTs = ts;
       conn.addHistory(dir, 'T');
     }
-    if (seqAfter(end, highest)) half.highest = end;
+    if (seqAfter(end, highest)) {
+      half.highest = end;
+      half.highestTs = ts;
+    }
 
     if (seqAfter(seq, delivered)) {
       // Bytes before this segment are missing: hold it until the hole fills or is declared a gap.
