@@ -807,6 +807,9 @@ export class HttpConnectionParser {
       this.responseDone(st, ts);
       return;
     }
+    // RFC 9112 section 6.3 rule 1. A reply with a status line to a versionless
+    // request is framed like any other (methods.pcap: Google answers
+    // "HEAD /HTTP/1.1" with a 400 whose Content-Length: 925 is not sent).
     if (method === 'HEAD' || status === 204 || status === 304) {
       this.responseDone(st, ts);
       return;

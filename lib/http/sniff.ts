@@ -25,6 +25,13 @@ const MAX_SNIFF_LINE = 16 * 1024;
 
 const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const VERSION_RE = /^HTTP\/\d\.\d$/;
+/**
+ * A versionless (HTTP/0.9) request line is accepted only when its method
+ * contains a standard method name: Zeek's heuristic (it logs "CCM_POST
+ * /HTTP/1.1" from methods.pcap as 0.9 but calls "T /zeek.html" in
+ * http_09.pcap a bad_HTTP_request).
+ */
+const SIMPLE_METHOD_RE = /GET|HEAD|POST|PUT|DELETE|CONNECT|OPTIONS|TRACE|PATCH/;
 
 /** A parsed request line (RFC 9112 section 3), or null when it is not one. */
 export interface RequestLine {
@@ -39,8 +46,8 @@ export interface RequestLine {
  * no-uri.pcap), and the HTTP/0.9 simple request "GET /path" with no version
  * (http_09.pcap, no-version.pcap). To avoid calling line-based text protocols
  * HTTP/0.9 (SMTP "EHLO host", POP3 "USER bob"), a versionless line needs a
- * target starting with "/" and no further spaces; Zeek logs those as 0.9 too
- * ("GET /HTTP/1.1" in methods.pcap).
+ * known method (see SIMPLE_METHOD_RE), a target starting with "/" and no
+ * further spaces; Zeek logs those as 0.9 too ("GET /HTTP/1.1" in methods.pcap).
  */
 export function parseRequestLine(s: string): RequestLine | null {
   const sp1 = s.indexOf(' ');
@@ -51,11 +58,15 @@ export function parseRequestLine(s: string): RequestLine | null {
   const sp2 = rest.lastIndexOf(' ');
   if (sp2 >= 0) {
     const version = rest.slice(sp2 + 1);
-    if (VERSION_RE.test(version)) return { method, target: rest.slice(0, sp2).trim(), version };
+    // A broken version ("GET / HTTP/1." in methods.pcap) still makes a request:
+    // the server answered it, and Zeek logs it. Kept as sent.
+    if (VERSION_RE.test(version) || version.startsWith('HTTP/')) return { method, target: rest.slice(0, sp2).trim(), version };
     return null;
   }
   if (VERSION_RE.test(rest)) return { method, target: '', version: rest };
-  if (rest.length > 0 && rest.charCodeAt(0) === 0x2f /* / */) return { method, target: rest, version: 'HTTP/0.9' };
+  if (rest.length > 0 && rest.charCodeAt(0) === 0x2f /* / */ && SIMPLE_METHOD_RE.test(method)) {
+    return { method, target: rest, version: 'HTTP/0.9' };
+  }
   return null;
 }
 
