@@ -63,6 +63,15 @@ export class Engine {
     if (seg !== null) this.correlator.segment(seg);
   }
 
+  /**
+   * Live sources: let time pass without packets (call about once a second with
+   * the current time), so closed connections are finished and reported even
+   * when traffic stops.
+   */
+  tick(now: Micros): void {
+    if (this.lastTs === null || now > this.lastTs) this.correlator.tracker.sweep(now);
+  }
+
   /** End of input: finish open connections, run capture-wide rules. Idempotent. */
   finish(): void {
     if (this.finished) return;

@@ -90,6 +90,11 @@ export class TcpTracker {
     return this.conns.size;
   }
 
+  /** The connections held now (open, or closed and lingering), oldest first. For live views; do not mutate. */
+  connections(): IterableIterator<Connection> {
+    return this.conns.values();
+  }
+
   constructor(opts: TrackerOptions) {
     this.o = { ...DEFAULTS, ...opts };
   }
