@@ -278,8 +278,32 @@ export function parseTsharkHttp(text: string, what = 'tshark-http.tsv'): TsharkH
   return out;
 }
 
-/** A tshark request with the responses tshark paired with it. */
-export interface TsharkRequestTruth extends TsharkHttpRequest {
+/**
+ * One HTTP exchange as tshark shows it: a request with the responses tshark
+ * paired with it, or (`orphan`) a final response tshark could not pair with
+ * any request. An orphan still proves an exchange at that position on the
+ * connection: the request was there but tshark could not read it (an invalid
+ * request line, a method tshark does not know, HTTP on a port tshark does
+ * not dissect) or the capture began after it. Its method and uri are null
+ * (unknown), its number is http.response_number.
+ */
+export interface TsharkRequestTruth {
+  orphan: boolean;
+  /** Frame of the request (of the response, for an orphan). */
+  frame: number;
+  ts: string;
+  tsMicros: number;
+  stream: number;
+  client: string;
+  server: string;
+  method: string | null;
+  /** http.request.uri; null when unknown (orphan) or when the cell cannot be split (see splitCells). */
+  uri: string | null;
+  version: string;
+  host: string;
+  /** http.request_number (http.response_number for an orphan). */
+  number: number;
+  inFrame: number;
   /** All responses tshark paired with this request (by http.request_in), in frame order. */
   responses: TsharkHttpResponse[];
   /** Code of the last paired response that is not 1xx... */
@@ -294,6 +318,12 @@ export interface TsharkRequestTruth extends TsharkHttpRequest {
  * requests, request_in cannot say which one, so response_number is used to
  * pick the request with the same http.request_number in that frame.
  *
+ * A final (non-1xx) response without request_in becomes an orphan entry,
+ * unless a request of the same stream with the same number has no response
+ * yet (then it is that request's). Unpaired 1xx responses are interim ones
+ * (the "100 Continue" of 100-continue.pcap comes before tshark finishes the
+ * request it answers) and make no entry.
+ *
  * `status` is the status the request finally got: the last non-1xx
  * response, else the last 1xx one (101 Switching Protocols is the last HTTP
  * message on an upgraded connection; both tshark and Zeek report it as the
@@ -302,21 +332,68 @@ export interface TsharkRequestTruth extends TsharkHttpRequest {
 export function tsharkRequests(messages: TsharkHttpMessage[]): TsharkRequestTruth[] {
   const reqs: TsharkRequestTruth[] = messages
     .filter((m): m is TsharkHttpRequest => m.kind === 'request')
-    .map((r) => ({ ...r, responses: [], finalStatus: null, status: null }));
+    .map((r) => ({
+      orphan: false,
+      frame: r.frame,
+      ts: r.ts,
+      tsMicros: r.tsMicros,
+      stream: r.stream,
+      client: r.client,
+      server: r.server,
+      method: r.method,
+      uri: r.uri,
+      version: r.version,
+      host: r.host,
+      number: r.number,
+      inFrame: r.inFrame,
+      responses: [],
+      finalStatus: null,
+      status: null,
+    }));
+  const orphans: TsharkRequestTruth[] = [];
   for (const resp of messages) {
-    if (resp.kind !== 'response' || resp.requestIn === null) continue;
-    const inFrame = reqs.filter((r) => r.frame === resp.requestIn && r.stream === resp.stream);
-    const req = inFrame.length === 1 ? inFrame[0] : inFrame.find((r) => r.number === resp.number);
-    if (!req) continue;
-    req.responses.push(resp);
+    if (resp.kind !== 'response') continue;
+    if (resp.requestIn !== null) {
+      const inFrame = reqs.filter((r) => r.frame === resp.requestIn && r.stream === resp.stream);
+      const req = inFrame.length === 1 ? inFrame[0] : inFrame.find((r) => r.number === resp.number);
+      if (req) {
+        req.responses.push(resp);
+        continue;
+      }
+    }
+    if (resp.code >= 100 && resp.code < 200) continue;
+    const same = reqs.find((r) => r.stream === resp.stream && r.number === resp.number && r.responses.length === 0);
+    if (same) {
+      same.responses.push(resp);
+      continue;
+    }
+    orphans.push({
+      orphan: true,
+      frame: resp.frame,
+      ts: resp.ts,
+      tsMicros: resp.tsMicros,
+      stream: resp.stream,
+      client: resp.client,
+      server: resp.server,
+      method: null,
+      uri: null,
+      version: '',
+      host: '',
+      number: resp.number,
+      inFrame: resp.inFrame,
+      responses: [resp],
+      finalStatus: null,
+      status: null,
+    });
   }
-  for (const r of reqs) {
+  const all = [...reqs, ...orphans].sort((a, b) => a.frame - b.frame || a.inFrame - b.inFrame);
+  for (const r of all) {
     r.responses.sort((a, b) => a.frame - b.frame || a.inFrame - b.inFrame);
     const finals = r.responses.filter((x) => x.code >= 200 || x.code < 100);
     r.finalStatus = finals.length ? finals[finals.length - 1]!.code : null;
     r.status = r.finalStatus ?? (r.responses.length ? r.responses[r.responses.length - 1]!.code : null);
   }
-  return reqs;
+  return all;
 }
 
 /* ------------------------------------------------------------------ */
@@ -785,6 +862,7 @@ export function mergeHttpTruth(
       let score = 0;
       if (z.transDepth !== null && z.transDepth === t.number) score += 16;
       if (z.method != null && z.method === t.method) score += 4;
+      if (z.method === null && t.method === null) score += 2; // both could not read the request line
       if (z.uri != null && t.uri !== null && z.uri === percentDecode(t.uri)) score += 4;
       if (z.host != null && z.host === t.host) score += 2;
       const zs = zeekStatus(z);
