@@ -616,15 +616,22 @@ function compareCapture(dir: string, e: ManifestEntry, report: ReportJSON | null
     seen.add(c.id);
     // Conversations starting in the same microsecond may be in either order.
     const tied = conv.map((o, j) => ({ o, j })).filter(({ o }) => o.relStartMicros === cv.relStartMicros).map(({ j }) => j);
+    let ok = true;
     if (!tied.includes(c.id)) {
       diff(where, 'conv.id', rank, c.id);
-      return;
+      ok = false;
     }
-    res.conversationsAgree++;
+    if (c.packets.client + c.packets.server !== cv.frames) {
+      diff(where, 'conv.frames', cv.frames, c.packets.client + c.packets.server);
+      ok = false;
+    }
+    if (ok) res.conversationsAgree++;
   });
   for (const c of rep.connections) {
     if (!seen.has(c.id)) diff(`conn ${c.id} ${ep(c.client)}<>${ep(c.server)}`, 'conv.extra-connection', null, { start: c.start });
   }
+  // Every frame of the file is read (capinfos' count in the manifest).
+  if (report && report.stats.packets !== e.packets) diff('stats', 'packets', e.packets, report.stats.packets);
   return res;
 }
 
@@ -699,7 +706,7 @@ describe.skipIf(!corpus)('differential: hangscope vs tshark/Zeek on the corpus',
     const pct = (a: number, b: number): string => (b === 0 ? 'n/a' : `${((100 * a) / b).toFixed(2)}%`);
     console.log(
       `[corpus] ${results.length} captures: requests ${reqsOk}/${reqs} (${pct(reqsOk, reqs)}), ` +
-        `first closers ${clOk}/${cl} (${pct(clOk, cl)}), connections in tcp.stream order with tshark's start ${cvOk}/${cv} (${pct(cvOk, cv)}), ` +
+        `first closers ${clOk}/${cl} (${pct(clOk, cl)}), connections in tcp.stream order with tshark's start and frame count ${cvOk}/${cv} (${pct(cvOk, cv)}), ` +
         `closes lists + state ${clsOk}/${cls} (${pct(clsOk, cls)}), request/response end times ${tmOk}/${tm} (${pct(tmOk, tm)})`,
     );
     const all = results.flatMap((r) => r.differences);
