@@ -439,6 +439,8 @@ interface CaptureResult {
   conversationsAgree: number;
   timings: number;
   timingsAgree: number;
+  gaps: number;
+  gapsAgree: number;
   closeLists: number;
   closeListsAgree: number;
   differences: Difference[];
@@ -458,6 +460,8 @@ function compareCapture(dir: string, e: ManifestEntry, report: ReportJSON | null
     conversationsAgree: 0,
     timings: 0,
     timingsAgree: 0,
+    gaps: 0,
+    gapsAgree: 0,
     closeLists: 0,
     closeListsAgree: 0,
     differences: [],
@@ -630,6 +634,26 @@ function compareCapture(dir: string, e: ManifestEntry, report: ReportJSON | null
   for (const c of rep.connections) {
     if (!seen.has(c.id)) diff(`conn ${c.id} ${ep(c.client)}<>${ep(c.server)}`, 'conv.extra-connection', null, { start: c.start });
   }
+  /* ---- bytes lost in capture gaps vs Zeek's conn.log missed_bytes (both directions) ---- */
+  for (const f of e.truthFiles.filter((x) => /\.zeek-(.*-)?conn(-[\w-]+)?\.log(\.cut)?$/.test(x))) {
+    const log = loadZeekLog(dir, '', f)!;
+    if (!log.fields.includes('missed_bytes') || !log.fields.includes('id.orig_h')) continue;
+    const rows = log.rows.filter((r) => r['proto'] !== 'udp');
+    const pair = (r: Record<string, string>): string =>
+      connKey(endpointKey(r['id.orig_h']!, Number(r['id.orig_p'])), endpointKey(r['id.resp_h']!, Number(r['id.resp_p'])));
+    for (const r of rows) {
+      // One Zeek row and one hangscope connection per 4-tuple only: Zeek hides its timestamps, so port
+      // reuse (and Zeek splitting a connection, as in ssh half-duplex) cannot be lined up.
+      if (rows.filter((x) => pair(x) === pair(r)).length !== 1) continue;
+      const cs = rep.connections.filter((x) => connKey(ep(x.client), ep(x.server)) === pair(r));
+      if (cs.length !== 1) continue;
+      res.gaps++;
+      const got = cs[0]!.gapBytes.client + cs[0]!.gapBytes.server;
+      if (got === Number(r['missed_bytes'])) res.gapsAgree++;
+      else diff(`conn ${cs[0]!.id}`, 'gapBytes', Number(r['missed_bytes']), got);
+    }
+  }
+
   // Every frame of the file is read (capinfos' count in the manifest).
   if (report && report.stats.packets !== e.packets) diff('stats', 'packets', e.packets, report.stats.packets);
   return res;
@@ -701,13 +725,16 @@ describe.skipIf(!corpus)('differential: hangscope vs tshark/Zeek on the corpus',
     const cvOk = sum((r) => r.conversationsAgree);
     const tm = sum((r) => r.timings);
     const tmOk = sum((r) => r.timingsAgree);
+    const gp = sum((r) => r.gaps);
+    const gpOk = sum((r) => r.gapsAgree);
     const cls = sum((r) => r.closeLists);
     const clsOk = sum((r) => r.closeListsAgree);
     const pct = (a: number, b: number): string => (b === 0 ? 'n/a' : `${((100 * a) / b).toFixed(2)}%`);
     console.log(
       `[corpus] ${results.length} captures: requests ${reqsOk}/${reqs} (${pct(reqsOk, reqs)}), ` +
         `first closers ${clOk}/${cl} (${pct(clOk, cl)}), connections in tcp.stream order with tshark's start and frame count ${cvOk}/${cv} (${pct(cvOk, cv)}), ` +
-        `closes lists + state ${clsOk}/${cls} (${pct(clsOk, cls)}), request/response end times ${tmOk}/${tm} (${pct(tmOk, tm)})`,
+        `closes lists + state ${clsOk}/${cls} (${pct(clsOk, cls)}), request/response end times ${tmOk}/${tm} (${pct(tmOk, tm)}), ` +
+        `gap bytes vs Zeek missed_bytes ${gpOk}/${gp} (${pct(gpOk, gp)})`,
     );
     const all = results.flatMap((r) => r.differences);
     const allowed = new Map(ALLOWED.map((a) => [a.key, a]));
