@@ -11,7 +11,12 @@
  *    the sender (ip:port, not the client/server label), kind, time (to the
  *    microsecond) and frame of tshark's first FIN/RST row; connection ids
  *    follow tshark's tcp.stream order (checked on every conversation of
- *    `-z conv,tcp`, whose relative starts also give each connection's start).
+ *    `-z conv,tcp`, whose relative starts also give each connection's start
+ *    and whose frame counts each connection's packets).
+ *    Also compared, with the same allow-list rule: the whole `closes` list
+ *    and `state` (from all FIN/RST rows), requestEnd/responseEnd against the
+ *    frames tshark shows the messages at, gapBytes against Zeek's
+ *    missed_bytes, and packets read against capinfos' count.
  * 3. At least 99% agreement for requests and for first closers; every
  *    remaining difference is in ALLOWED with its reason, and every ALLOWED
  *    entry must still be a difference (the list stays true).
