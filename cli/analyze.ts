@@ -1,5 +1,6 @@
 /** `hangscope analyze <file|->`: a capture file (pcap, pcapng, gzip) through the engine into a report. */
 import { closeSync, openSync, writeSync } from 'node:fs';
+import { renderHtml } from '../dashboards/html.js';
 import { renderText } from '../dashboards/text.js';
 import { analyzeCapture, toReport, type Engine } from '../lib/index.js';
 import { connectionToJSON, findingToJSON } from '../lib/report/index.js';
@@ -81,7 +82,10 @@ export async function runAnalyze(file: string, o: AnalyzeCliOptions): Promise<vo
   const port = parsePort(o.port);
   const slow = parseSeconds(o.slow, '--slow');
   const format = o.format;
-  if (!['text', 'json', 'ndjson'].includes(format)) throw new UserError(`--format is one of text, json, ndjson (not "${format}")`);
+  if (!['text', 'json', 'ndjson', 'html'].includes(format)) throw new UserError(`--format is one of text, json, ndjson, html (not "${format}")`);
+  // A page of HTML (with the JSON report inside) is no use in a terminal; a pipe or redirect is fine.
+  if (format === 'html' && (o.output === undefined || o.output === '-') && process.stdout.isTTY === true)
+    throw new UserError('--format html writes a web page: add --output report.html (or redirect standard output)');
   const showSecrets = o.showSecrets === true;
   const out = new Output(o.output);
   const progress = progressReporter(o.progress ?? (process.stderr.isTTY === true && file !== '-'));
@@ -104,6 +108,7 @@ export async function runAnalyze(file: string, o: AnalyzeCliOptions): Promise<vo
     const report = toReport(analysis, { port, showSecrets });
     if (format === 'json') out.write(`${JSON.stringify(report, null, 2)}\n`);
     else if (format === 'ndjson') out.write(`${JSON.stringify({ type: 'stats', ...report.stats })}\n`);
+    else if (format === 'html') out.write(renderHtml(report, { showSecrets }));
     else
       out.write(
         renderText(analysis, {

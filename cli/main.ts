@@ -19,7 +19,7 @@ program
   .description('analyze a pcap or pcapng capture (optionally gzip-compressed); "-" reads standard input')
   .argument('<file>', 'capture file, or - for standard input')
   .option('-p, --port <port>', 'only connections whose server port is this (also tells client from server when the handshake was not captured)')
-  .addOption(new Option('-f, --format <format>', 'output format').choices(['text', 'json', 'ndjson']).default('text'))
+  .addOption(new Option('-f, --format <format>', 'output format').choices(['text', 'json', 'ndjson', 'html']).default('text'))
   .option('-o, --output <file>', 'write the report to this file (created with mode 0600) instead of standard output')
   .option('--slow <seconds>', 'report a first response byte slower than this (slow-first-byte)', '5')
   .option('--show-secrets', 'do not redact Authorization, Cookie, API keys and token-like query parameters')
