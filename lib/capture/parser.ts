@@ -479,7 +479,15 @@ export class CaptureParser {
         us = Number((units * 1_000_000n) / 10n ** BigInt(r));
       }
     }
-    return us + iface.offsetUs;
+    us += iface.offsetUs;
+    if (!Number.isSafeInteger(us)) {
+      // Past the year 2255 (2^53 µs) or garbage from a damaged block: keep
+      // time moving forward from the previous packet instead of handing
+      // later stages an inexact number.
+      this.anomalies.add('pcapng-bad-timestamp');
+      return this.lastTs;
+    }
+    return us;
   }
 
   private deliver(iface: Iface, ifId: number, ts: number, data: Buffer, origLen: number): void {

@@ -162,9 +162,11 @@ export class Decoder {
         if (d.length < 20) return this.damaged('truncated-link-header');
         return this.etherType(d.readUInt16BE(0), d, 20);
       case LINKTYPE_RAW:
-      case 12: // DLT_RAW on most BSDs, written as-is by some systems
-      case 14: // DLT_RAW on OpenBSD
         return this.rawIp(d, 0);
+      case 12: // DLT_RAW on most systems, written as-is by some; but DLT_LOOP on OpenBSD
+      case 14: // DLT_RAW on OpenBSD
+        if (d.length > 0 && (d[0]! >> 4 === 4 || d[0]! >> 4 === 6)) return this.rawIp(d, 0);
+        return this.loopback(d);
       case LINKTYPE_IPV4:
         this.ipVer = 4;
         return 0;
@@ -172,29 +174,33 @@ export class Decoder {
         this.ipVer = 6;
         return 0;
       case LINKTYPE_NULL:
-      case LINKTYPE_LOOP: {
-        // 4-byte address family: host byte order of the capturing machine
-        // for NULL, network order for LOOP. Family values are < 256, so
-        // whichever order gives a small number is the right one.
-        if (d.length < 4) return this.damaged('truncated-link-header');
-        let fam = d.readUInt32LE(0);
-        if (fam > 0xffff) fam = d.readUInt32BE(0);
-        if (fam === 2) {
-          this.ipVer = 4;
-          return 4;
-        }
-        // AF_INET6 differs per OS: 24 NetBSD/OpenBSD/BSD/OS, 28 FreeBSD,
-        // 30 Darwin, 10 Linux (see Wireshark epan/aftypes.h).
-        if (fam === 24 || fam === 28 || fam === 30 || fam === 10) {
-          this.ipVer = 6;
-          return 4;
-        }
-        return NOT_IP;
-      }
+      case LINKTYPE_LOOP:
+        return this.loopback(d);
       default:
         this.anomalies.add('unsupported-link-type');
         return DAMAGED;
     }
+  }
+
+  /** BSD loopback (NULL, LOOP): a 4-byte address family, then IP. */
+  private loopback(d: Buffer): number {
+    // Host byte order of the capturing machine for NULL, network order for
+    // LOOP. Family values are < 256, so whichever order gives a small
+    // number is the right one.
+    if (d.length < 4) return this.damaged('truncated-link-header');
+    let fam = d.readUInt32LE(0);
+    if (fam > 0xffff) fam = d.readUInt32BE(0);
+    if (fam === 2) {
+      this.ipVer = 4;
+      return 4;
+    }
+    // AF_INET6 differs per OS: 24 NetBSD/OpenBSD/BSD/OS, 28 FreeBSD,
+    // 30 Darwin, 10 Linux (Wireshark epan/aftypes.h).
+    if (fam === 24 || fam === 28 || fam === 30 || fam === 10) {
+      this.ipVer = 6;
+      return 4;
+    }
+    return NOT_IP;
   }
 
   /** Walk VLAN tags / PPPoE / MPLS from an EtherType to IP. */
