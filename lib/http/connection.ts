@@ -34,7 +34,12 @@ const MAX_RESYNC_LINE = 8192;
 const MAX_PRE_BYTES = 16 * 1024;
 
 const HTTP1 = Buffer.from('HTTP/1.', 'latin1');
-const REQ_RESYNC_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+ +[^ \x00-\x1f\x7f].* +$/s;
+/** Resync: the end of a request line before "HTTP/1.": method SP target SP (target without spaces). */
+const REQ_TAIL_RE = /([!#$%&'*+\-.^_`|~0-9A-Za-z]+) +[^ \x00-\x20\x7f]+ +$/;
+/** A standard method (RFC 9110 section 9, plus PATCH) at the end of a token. */
+const KNOWN_METHOD_SUFFIX_RE = /(?:GET|HEAD|POST|PUT|DELETE|CONNECT|OPTIONS|TRACE|PATCH)$/;
+/** The start of a header field line: token ":". */
+const HEADER_START_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+[ \t]*:/;
 
 /** States of one direction's parser. */
 const enum St {
@@ -118,7 +123,8 @@ class Side {
   remaining = 0;
   // Resync state.
   carry: Buffer | null = null;
-  carryTs: Micros = 0;
+  /** Arrival times of the carried bytes: pairs (offset in carry, ts), offsets increasing, from 0. */
+  carryMarks: number[] = [];
   atLineStart = true;
   // Buffered bytes before the protocol is known, and held request bytes.
   pre: HeldPiece[] = [];
@@ -431,12 +437,57 @@ export class HttpConnectionParser {
           return;
         default:
           // In a head, a chunk-size line or between messages: framing is lost.
+          this.gapOwner(side, ts);
           this.countGap(side, left);
           this.anomalies.add('http-gap-lost-sync');
           this.loseSync(side, true, null);
           return;
       }
     }
+  }
+
+  /**
+   * A gap where a message head was or may start: whose bytes were they? On
+   * the client side, any bytes are (part of) a request: if its request line
+   * was not seen, keep a placeholder exchange (method '') so that its
+   * response does not get paired with the next request. On the server side
+   * they belong to the response of the oldest waiting request.
+   */
+  private gapOwner(side: Side, ts: Micros): void {
+    if (side.cur) return;
+    if (side.dir === 0) {
+      const st = this.addExchange(this.blankExchange(ts, null), false);
+      st.reqLost = true;
+      side.cur = st;
+      return;
+    }
+    const st = this.peekAwaiting();
+    if (!st) return;
+    side.cur = st;
+    if (st.ex.responseStart === null) st.ex.responseStart = ts;
+  }
+
+  private blankExchange(requestStart: Micros, responseStart: Micros | null): Exchange {
+    return {
+      index: 0,
+      method: '',
+      target: '',
+      version: '',
+      requestHeaders: {},
+      requestStart,
+      requestEnd: null,
+      requestBodyBytes: 0,
+      status: null,
+      reason: null,
+      responseVersion: null,
+      responseHeaders: {},
+      interim: [],
+      responseStart,
+      responseEnd: null,
+      responseBodyBytes: 0,
+      gapBytes: 0,
+      outcome: responseStart === null ? 'no-response' : 'incomplete-response',
+    };
   }
 
   private countBody(side: Side, n: number): void {
@@ -708,27 +759,7 @@ export class HttpConnectionParser {
       // request was not parseable (Zeek logs such rows with method "-"), or an
       // extra response. Keep it as an exchange with method '' so it is not lost.
       this.anomalies.add('http-response-without-request');
-      const ex: Exchange = {
-        index: 0,
-        method: '',
-        target: '',
-        version: '',
-        requestHeaders: {},
-        requestStart: side.msgStartTs,
-        requestEnd: null,
-        requestBodyBytes: 0,
-        status: null,
-        reason: null,
-        responseVersion: null,
-        responseHeaders: {},
-        interim: [],
-        responseStart: side.msgStartTs,
-        responseEnd: null,
-        responseBodyBytes: 0,
-        gapBytes: 0,
-        outcome: 'incomplete-response',
-      };
-      st = this.addExchange(ex, true);
+      st = this.addExchange(this.blankExchange(side.msgStartTs, side.msgStartTs), true);
       side.cur = st;
     }
     void ts;
@@ -989,19 +1020,29 @@ export class HttpConnectionParser {
   // ------------------------------------------------------------- resync
 
   /**
-   * Out of sync: look for the next line that starts a message, i.e.
-   * `token SP target SP HTTP/1.` for requests or `HTTP/1.x NNN` for
-   * responses, at a line start. Searches with indexOf for "HTTP/1.".
+   * Out of sync: look for the next message start. Searches with indexOf for
+   * "HTTP/1." and accepts a candidate when
+   * - responses: "HTTP/1.d NNN" that parses as a status line;
+   * - requests: "token SP target SP HTTP/1.d" where the token starts a line
+   *   or is a standard method (a pipelined request can follow a binary body
+   *   with no line break in between);
+   * and the line after it is empty or a header field ("name:"), so a body
+   * that merely mentions "HTTP/1.1 200" is not taken for a message. Bytes
+   * of an unfinished candidate are carried to the next call (at most
+   * MAX_RESYNC_LINE), so the result does not depend on how data is cut.
    */
   private scan(side: Side, buf: Buffer, pos: number, ts: Micros): number {
     let b = buf.subarray(pos);
     let carryLen = 0;
-    const carryTs = side.carryTs;
+    let marks: number[];
     if (side.carry) {
       carryLen = side.carry.length;
       b = Buffer.concat([side.carry, b]);
       side.carry = null;
-    }
+      marks = side.carryMarks;
+      if (marks[marks.length - 1] !== ts) marks.push(carryLen, ts);
+    } else marks = [0, ts];
+    side.carryMarks = [];
     const atStart = side.atLineStart;
     let from = 0;
     let found = -1;
@@ -1010,32 +1051,29 @@ export class HttpConnectionParser {
       const h = b.indexOf(HTTP1, from);
       if (h < 0) break;
       from = h + 1;
-      const ls = h === 0 ? 0 : b.lastIndexOf(10, h - 1) + 1;
-      if (ls === 0 && !atStart) continue;
-      if (h - ls > MAX_RESYNC_LINE) continue;
-      if (side.dir === 1) {
-        if (ls !== h) continue;
-        if (b.length < h + 12) {
-          waitFrom = ls;
-          break;
+      let start = h;
+      if (side.dir === 0) {
+        const ls = h === 0 ? 0 : b.lastIndexOf(10, h - 1) + 1;
+        const lo = Math.max(ls, h - MAX_RESYNC_LINE);
+        const m = REQ_TAIL_RE.exec(b.toString('latin1', lo, h));
+        if (!m) continue;
+        start = lo + m.index;
+        const lineStart = start === ls && (ls > 0 || atStart);
+        if (!lineStart) {
+          // Not at a line start: only a standard method, possibly glued to the preceding bytes.
+          const k = KNOWN_METHOD_SUFFIX_RE.exec(m[1]!);
+          if (!k) continue;
+          start += k.index;
         }
-        const d = b[h + 7]!;
-        if (d < 0x30 || d > 0x39 || b[h + 8] !== 0x20) continue;
-        if (!isDigit(b[h + 9]!) || !isDigit(b[h + 10]!) || !isDigit(b[h + 11]!)) continue;
-        found = ls;
-        break;
-      } else {
-        if (b.length < h + 8) {
-          waitFrom = ls;
-          break;
-        }
-        if (!isDigit(b[h + 7]!)) continue;
-        let ts0 = ls;
-        while (ts0 < h && (b[ts0] === 13 || b[ts0] === 10)) ts0++;
-        if (!REQ_RESYNC_RE.test(b.toString('latin1', ts0, h))) continue;
-        found = ls;
+      }
+      const v = this.checkCandidate(b, start, h, side.dir);
+      if (v === 0) continue;
+      if (v === 2) {
+        waitFrom = start;
         break;
       }
+      found = start;
+      break;
     }
     if (found >= 0) {
       this.anomalies.add('http-resync');
@@ -1052,39 +1090,56 @@ export class HttpConnectionParser {
       }
       side.resetMessage();
       side.state = St.Head;
-      if (found < carryLen) {
-        // Part of the start line came in an earlier call: feed it with that call's time.
-        this.consume(side, b.subarray(found, carryLen), carryTs);
-        this.consume(side, buf.subarray(pos), ts);
-      } else {
-        this.consume(side, buf.subarray(pos + found - carryLen), ts);
+      // Feed from the start line on, each part with the time of the call that brought it.
+      for (let i = 0; i < marks.length; i += 2) {
+        const lo = Math.max(marks[i]!, found);
+        const hi = i + 2 < marks.length ? marks[i + 2]! : b.length;
+        if (hi > lo) this.consume(side, b.subarray(lo, hi), marks[i + 1]!);
       }
       return buf.length;
     }
-    // Keep the unfinished last line for the next call.
+    // Keep what a later call may complete: an unfinished candidate, or the
+    // last line's tail (room for "token SP target SP HTTP/1.d NNN").
     let keepFrom: number;
-    let keepAtStart: boolean;
-    if (waitFrom >= 0) {
-      keepFrom = waitFrom;
-      keepAtStart = waitFrom > 0 || atStart;
-    } else {
+    if (waitFrom >= 0) keepFrom = waitFrom;
+    else {
       const lastNl = b.lastIndexOf(10);
-      keepFrom = lastNl + 1;
-      keepAtStart = lastNl >= 0 ? true : atStart;
+      keepFrom = Math.max(lastNl + 1, b.length - MAX_RESYNC_LINE);
     }
-    const keep = b.length - keepFrom;
-    if (keep === 0) {
-      side.carry = null;
-      side.atLineStart = keepAtStart;
-    } else if (keep > MAX_RESYNC_LINE) {
-      side.carry = null;
-      side.atLineStart = false;
-    } else {
+    side.atLineStart = keepFrom === 0 ? atStart : b[keepFrom - 1] === 10;
+    if (keepFrom >= b.length) side.carry = null;
+    else {
       side.carry = Buffer.from(b.subarray(keepFrom));
-      side.carryTs = keepFrom < carryLen ? carryTs : ts;
-      side.atLineStart = keepAtStart;
+      const kept: number[] = [];
+      for (let i = 0; i < marks.length; i += 2) {
+        const hi = i + 2 < marks.length ? marks[i + 2]! : b.length;
+        if (hi > keepFrom) kept.push(Math.max(marks[i]!, keepFrom) - keepFrom, marks[i + 1]!);
+      }
+      side.carryMarks = kept;
     }
     return buf.length;
+  }
+
+  /**
+   * Check a resync candidate whose "HTTP/1." is at h and whose start line
+   * begins at `start`: 1 = accept, 0 = reject, 2 = not enough bytes yet.
+   */
+  private checkCandidate(b: Buffer, start: number, h: number, dir: Dir): number {
+    if (b.length < h + 9) return b.length - start > MAX_RESYNC_LINE ? 0 : 2;
+    const nl = b.indexOf(10, h);
+    if (nl < 0) return b.length - start > MAX_RESYNC_LINE ? 0 : 2;
+    let e = nl;
+    if (e > start && b[e - 1] === 13) e--;
+    const line = b.toString('latin1', start, e);
+    if (dir === 1) {
+      if (!parseStatusLine(line)) return 0;
+    } else if (!/ HTTP\/1\.\d$/.test(line)) return 0;
+    const nl2 = b.indexOf(10, nl + 1);
+    if (nl2 < 0) return b.length - start > MAX_RESYNC_LINE ? 0 : 2;
+    let e2 = nl2;
+    if (e2 > nl + 1 && b[e2 - 1] === 13) e2--;
+    if (e2 === nl + 1) return 1;
+    return HEADER_START_RE.test(b.toString('latin1', nl + 1, Math.min(e2, nl + 1 + 256))) ? 1 : 0;
   }
 
   private dropAwaiting(st: ExState): void {
@@ -1104,6 +1159,3 @@ export class HttpConnectionParser {
   }
 }
 
-function isDigit(c: number): boolean {
-  return c >= 0x30 && c <= 0x39;
-}

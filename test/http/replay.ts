@@ -112,7 +112,7 @@ export function replay(
   segments: Segment[],
   split: Splitter = whole,
   anomalies = new Anomalies(),
-  opts: { maxExchanges?: number; maxHeaders?: number; maxHeaderBytes?: number } = {},
+  opts: { maxExchanges?: number; maxHeaders?: number; maxHeaderBytes?: number; lose?: Set<number> } = {},
 ): StreamResult[] {
   const streams = new Map<number, Segment[]>();
   for (const s of segments) {
@@ -131,7 +131,9 @@ export function replay(
     const finishedOrder: number[] = [];
     const parser = new HttpConnectionParser({
       anomalies,
-      ...opts,
+      maxExchanges: opts.maxExchanges,
+      maxHeaders: opts.maxHeaders,
+      maxHeaderBytes: opts.maxHeaderBytes,
       onExchange: (ex) => finishedOrder.push(ex.index),
     });
     const dirs: [DirState, DirState] = [
@@ -162,7 +164,9 @@ export function replay(
         d.pending.shift();
         const end = s.seq + s.len;
         if (end > d.next) {
-          deliver(dir, s.payload.subarray(d.next - s.seq), s.ts);
+          // Frames listed in `lose` stand for bytes the capture missed: a gap where they were.
+          if (opts.lose?.has(s.frame)) parser.gap(dir, end - d.next, s.ts);
+          else deliver(dir, s.payload.subarray(d.next - s.seq), s.ts);
           d.next = end;
         }
       }
