@@ -69,6 +69,7 @@ export class Engine {
    * when traffic stops.
    */
   tick(now: Micros): void {
+    this.diagnoser.setClock(now);
     if (this.lastTs === null || now > this.lastTs) this.correlator.tracker.sweep(now);
   }
 

@@ -251,7 +251,9 @@ export class Diagnoser {
   private reusePattern(): Finding[] {
     const out: Finding[] = [];
     for (const [route, st] of this.routes) {
-      if (st.failedReused === 0) continue;
+      // A pattern needs a count: several failures, or fresh sockets to compare with. One failure on a
+      // reused socket is told by the per-socket finding.
+      if (st.failedReused === 0 || (st.failed < 2 && st.fresh === 0)) continue;
       const prev = [...st.previous.entries()].sort((a, b) => b[1] - a[1])[0]!;
       const freshPart = st.fresh > 0 ? `; ${st.failedFresh} of ${st.fresh} on fresh sockets failed` : '; none went out on a fresh socket';
       out.push({

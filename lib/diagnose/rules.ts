@@ -255,6 +255,8 @@ export function ruleHalfClose(rec: ConnectionRecord, o: RuleOptions, captureEnd:
   if (first === undefined || first.kind !== 'FIN') return [];
   const peer: 'client' | 'server' = first.by === 'client' ? 'server' : 'client';
   const peerClose = firstClose(rec, peer);
+  // An RST from the side that sent the FIN ends the connection for both: nothing is left in CLOSE-WAIT.
+  if (peerClose === null && firstClose(rec, first.by, 'RST') !== null) return [];
   // A server that got the client's FIN while still working on a request closes when it is done: that is not stuck.
   if (peer === 'server' && rec.exchanges.some((ex) => inFlightAt(ex, first.ts))) return [];
   const waited = (peerClose?.ts ?? captureEnd) - first.ts;
@@ -354,8 +356,9 @@ export function ruleCloseIgnored(rec: ConnectionRecord, o: RuleOptions): Finding
 export function ruleHeartbeat(rec: ConnectionRecord, o: RuleOptions): Finding[] {
   const out: Finding[] = [];
   for (const ex of rec.exchanges) {
-    if (ex.responseStart === null) continue;
-    const end = ex.responseEnd ?? rec.end;
+    // Only a response that completed: an unfinished one is a failure the close rules describe.
+    if (ex.responseStart === null || ex.responseEnd === null) continue;
+    const end = ex.responseEnd;
     const trickle = end - ex.responseStart;
     // Few bytes over a long time: bytes sent to keep the exchange alive, not a large download.
     if (trickle < o.heartbeatMin || ex.responseBodyBytes > 64 * 1024) continue;
@@ -366,11 +369,11 @@ export function ruleHeartbeat(rec: ConnectionRecord, o: RuleOptions): Finding[] 
       connection: rec.id,
       exchange: ex.index,
       ts: ex.responseStart,
-      summary: `${label(ex, o)} got its first response byte ${fmtS(ex.responseStart - base)} after the request and ${ex.responseEnd !== null ? `completed ${fmtS(ex.responseEnd - base)}` : `was still unfinished ${fmtS(end - base)}`} after it: early bytes kept the exchange alive.`,
+      summary: `${label(ex, o)} got its first response byte ${fmtS(ex.responseStart - base)} after the request and completed ${fmtS(end - base)} after it: early bytes kept the exchange alive.`,
       evidence: {
         request: exRef(ex, o),
         timeToFirstByte: s6(ex.responseStart - base),
-        timeToComplete: ex.responseEnd !== null ? s6(ex.responseEnd - base) : null,
+        timeToComplete: s6(end - base),
         responseBodyBytes: ex.responseBodyBytes,
       },
     });
