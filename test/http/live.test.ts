@@ -403,6 +403,55 @@ describe('Node http server on loopback', () => {
     expect(e!.outcome).toBe('aborted');
   });
 
+  test('Upgrade request answered normally: later bytes are requests again', async () => {
+    // A server with no 'upgrade' listener answers an Upgrade request as a plain
+    // request. Node's parser does not read bytes pipelined behind it (it keeps
+    // them as the would-be upgrade head), so the pipelined GET /204 is never
+    // answered, while the same GET sent after the response is.
+    const plain = http.createServer(handler);
+    await new Promise<void>((r) => plain.listen(0, '127.0.0.1', r));
+    const savedPort = port;
+    port = (plain.address() as AddressInfo).port;
+    try {
+      seen.length = 0;
+      const events = await session(async (write, sock, ev) => {
+        write('GET /cl HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\nGET /204 HTTP/1.1\r\nHost: a\r\n\r\n');
+        await waitFor(ev, (all) => all.length >= 1234);
+        await new Promise((r) => setTimeout(r, 50));
+        sock.end();
+      }, 500);
+      const { p, anomalies } = parseChecked(events);
+      expect(seen.map((x) => x.url)).toEqual(['/cl']);
+      expect(anomalies.toJSON()).toEqual({});
+      expect(p.exchanges.map((e) => [e.index, e.target, e.status, e.responseBodyBytes, e.outcome])).toEqual([
+        [1, '/cl', 200, 1234, 'complete'],
+        [2, '/204', null, 0, 'no-response'],
+      ]);
+      // The second request came in the same write as the first.
+      expect(p.exchanges[1]!.requestStart).toBe(firstTs(events, 0));
+
+      seen.length = 0;
+      const events2 = await session(async (write, sock, ev) => {
+        write('GET /cl HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n');
+        await waitFor(ev, (all) => all.length >= 1234);
+        write('GET /204 HTTP/1.1\r\nHost: a\r\n\r\n');
+        await waitFor(ev, (all) => all.includes('HTTP/1.1 204'));
+        sock.end();
+      });
+      const r2 = parseChecked(events2);
+      expect(seen.map((x) => x.url)).toEqual(['/cl', '/204']);
+      expect(r2.anomalies.toJSON()).toEqual({});
+      expect(r2.p.exchanges.map((e) => [e.index, e.target, e.status, e.outcome])).toEqual([
+        [1, '/cl', 200, 'complete'],
+        [2, '/204', 204, 'complete'],
+      ]);
+    } finally {
+      port = savedPort;
+      plain.closeAllConnections();
+      await new Promise<void>((r) => plain.close(() => r()));
+    }
+  });
+
   test('101 Switching Protocols: the rest is a tunnel', async () => {
     seen.length = 0;
     const events = await session(async (write, sock, ev) => {
