@@ -41,6 +41,19 @@ const KNOWN_METHOD_SUFFIX_RE = /(?:GET|HEAD|POST|PUT|DELETE|CONNECT|OPTIONS|TRAC
 /** The start of a header field line: token ":". */
 const HEADER_START_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+[ \t]*:/;
 
+/**
+ * Header maps have no prototype: header names come from the wire, and a field
+ * named "constructor" or "__proto__" must be stored as data like any other.
+ */
+function newHeaders(): MessageHeaders {
+  return Object.create(null) as MessageHeaders;
+}
+
+/** Decode bytes as latin1 without the argument checks of toString() (hot path: one call per header line). */
+function latin1(b: Buffer, start: number, end: number): string {
+  return (b as unknown as { latin1Slice(start: number, end: number): string }).latin1Slice(start, end);
+}
+
 /** States of one direction's parser. */
 const enum St {
   /** Reading a start line and header fields. */
@@ -104,7 +117,7 @@ class Side {
   /** The exchange whose message is being parsed on this side. */
   cur: ExState | null = null;
   // Header state of the current message.
-  headers: MessageHeaders = {};
+  headers: MessageHeaders = newHeaders();
   headerCount = 0;
   tooMany = false;
   pendName: string | null = null;
@@ -144,7 +157,7 @@ class Side {
     this.msgStarted = false;
     this.startLineDone = false;
     this.prefixChecked = false;
-    this.headers = {};
+    this.headers = newHeaders();
     this.headerCount = 0;
     this.tooMany = false;
     this.pendName = null;
@@ -473,14 +486,14 @@ export class HttpConnectionParser {
       method: '',
       target: '',
       version: '',
-      requestHeaders: {},
+      requestHeaders: newHeaders(),
       requestStart,
       requestEnd: null,
       requestBodyBytes: 0,
       status: null,
       reason: null,
       responseVersion: null,
-      responseHeaders: {},
+      responseHeaders: newHeaders(),
       interim: [],
       responseStart,
       responseEnd: null,
@@ -565,19 +578,23 @@ export class HttpConnectionParser {
         side.partLen += len - pos;
         return len;
       }
-      let line: Buffer;
+      let s: string;
       if (side.partLen > 0) {
         side.parts.push(buf.subarray(pos, nl));
-        line = Buffer.concat(side.parts);
+        const line = Buffer.concat(side.parts);
         side.parts.length = 0;
         side.partLen = 0;
+        let e = line.length;
+        if (e > 0 && line[e - 1] === 13) e--;
+        s = latin1(line, 0, e);
       } else {
-        line = buf.subarray(pos, nl);
+        // Common case: the whole line is in this buffer; decode it in place.
+        let e = nl;
+        if (e > pos && buf[e - 1] === 13) e--;
+        s = latin1(buf, pos, e);
       }
       pos = nl + 1;
-      let e = line.length;
-      if (e > 0 && line[e - 1] === 13) e--;
-      this.line(side, line.toString('latin1', 0, e), ts);
+      this.line(side, s, ts);
       if (side.state !== St.Head && side.state !== St.Trailer) return pos;
     }
     return pos;
@@ -727,7 +744,7 @@ export class HttpConnectionParser {
       status: null,
       reason: null,
       responseVersion: null,
-      responseHeaders: {},
+      responseHeaders: newHeaders(),
       interim: [],
       responseStart: null,
       responseEnd: null,

@@ -332,6 +332,22 @@ describe('Node http server on loopback', () => {
     expect(e!.outcome).toBe('complete');
   });
 
+  test('header names that are Object.prototype keys are kept as data', async () => {
+    const events = await session(async (write, sock, ev) => {
+      write('GET /cl HTTP/1.1\r\nHost: a\r\nConstructor: c1\r\n__proto__: p1\r\ntoString: t1\r\nhasOwnProperty: h1\r\n\r\n');
+      await waitFor(ev, (all) => all.length >= 1234);
+      sock.end();
+    });
+    const { p, anomalies } = parseChecked(events);
+    const h = p.exchanges[0]!.requestHeaders;
+    expect(anomalies.toJSON()).toEqual({});
+    expect(Object.keys(h)).toEqual(['host', 'constructor', '__proto__', 'tostring', 'hasownproperty']);
+    expect(h['constructor']).toBe('c1');
+    expect(h['__proto__']).toBe('p1');
+    expect(JSON.parse(JSON.stringify(h))).toEqual({ host: 'a', constructor: 'c1', ['__proto__']: 'p1', tostring: 't1', hasownproperty: 'h1' });
+    expect(p.exchanges[0]!.status).toBe(200);
+  });
+
   test('chunked request body', async () => {
     seen.length = 0;
     const events = await session(async (write, sock, ev) => {
