@@ -53,9 +53,17 @@
  * Gaps: inside a body of known length (Content-Length, chunk data) or a
  * close-delimited body the missing bytes count as body bytes and gapBytes,
  * and parsing stays in sync. Anywhere else (head, chunk-size line, between
- * messages) sync is lost: 'http-gap-lost-sync', then the parser scans for a
- * line "token SP target SP HTTP/1.d" (requests) or "HTTP/1.d NNN"
- * (responses) and counts 'http-resync' when it finds one.
+ * messages) sync is lost: 'http-gap-lost-sync', then the parser scans for
+ * "token SP target SP HTTP/1.d" (requests; the token starts a line or is a
+ * standard method, since a pipelined request can follow a binary body
+ * directly) or "HTTP/1.d NNN reason" (responses), followed by a header line
+ * or the empty line, and counts 'http-resync' when it finds one. Bytes of the
+ * gap are attributed to the message they interrupt; a gap on the client side
+ * between requests stands for a request that was not seen: it gets a
+ * placeholder exchange (method '') so its response pairs with it and later
+ * requests keep their index. A gap on the server side between responses is
+ * charged to the oldest waiting exchange, which ends 'incomplete-response'
+ * when the next status line is found.
  *
  * Not HTTP: TLS (0x16 0x03) or an HTTP/2 preface as first bytes sets
  * protocol 'tls' / 'http2' and stops parsing. Other unrecognised first bytes
@@ -82,6 +90,10 @@
  * characters, targets to 8192; at most maxExchanges exchanges are kept (when
  * full the oldest sixteenth is dropped at once; onExchange still sees all).
  * Headers are kept as sent, secrets included: redaction happens at output.
+ * Header maps are null-prototype objects (a field named "constructor" is
+ * data): use Object.keys / `in` / JSON, not hasOwnProperty on them.
+ * Zeek's response_body_len is the size after Content-Encoding is undone;
+ * responseBodyBytes is the size on the wire after de-chunking.
  * After onExchange, request-side fields can still change for an exchange
  * whose response completed before its request did.
  */
