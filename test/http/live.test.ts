@@ -149,9 +149,10 @@ afterAll(async () => {
 async function session(
   script: (write: (s: string | Buffer) => void, sock: net.Socket, events: Ev[]) => Promise<void> | void,
   timeoutMs = 3000,
+  allowHalfOpen = false,
 ): Promise<Ev[]> {
   const events: Ev[] = [];
-  const sock = net.connect(port, '127.0.0.1');
+  const sock = net.connect({ port, host: '127.0.0.1', allowHalfOpen });
   await new Promise<void>((resolve, reject) => {
     sock.once('connect', resolve);
     sock.once('error', reject);
@@ -161,7 +162,7 @@ async function session(
     sock.on('data', (d: Buffer) => events.push({ k: 'data', dir: 1, buf: Buffer.from(d), ts: now() }));
     sock.on('end', () => events.push({ k: 'fin', dir: 1, ts: now() }));
     sock.on('error', (e: NodeJS.ErrnoException) => {
-      if (e.code === 'ECONNRESET') reset = true;
+      if (e.code === 'ECONNRESET' || e.code === 'EPIPE') reset = true;
     });
     sock.on('close', () => {
       events.push({ k: 'end', ts: now(), reason: reset ? 'reset' : 'closed' });
@@ -465,6 +466,47 @@ describe('Node http server on loopback', () => {
       port = savedPort;
       plain.closeAllConnections();
       await new Promise<void>((r) => plain.close(() => r()));
+    }
+  });
+
+  test('keep-alive race: request written after the server closed the idle socket', async () => {
+    // The server's keep-alive timer closes the idle connection (FIN); the
+    // client, not having noticed, reuses it; the server host answers with RST.
+    const quick = http.createServer({ keepAliveTimeout: 100 }, handler);
+    await new Promise<void>((r) => quick.listen(0, '127.0.0.1', r));
+    const savedPort = port;
+    port = (quick.address() as AddressInfo).port;
+    try {
+      const events = await session(
+        async (write, sock, ev) => {
+          write('GET /cl HTTP/1.1\r\nHost: a\r\n\r\n');
+          await waitFor(ev, (all) => all.length >= 1234);
+          for (let i = 0; i < 200 && !ev.some((e) => e.k === 'fin'); i++) await new Promise((r) => setTimeout(r, 10));
+          write('POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi');
+          // The RST comes back at once on loopback, but a socket that already
+          // read EOF only learns of it on its next write, which then fails
+          // (EPIPE/ECONNRESET) without sending anything: probe with one.
+          await new Promise((r) => setTimeout(r, 50));
+          sock.write('x');
+        },
+        1000,
+        true,
+      );
+      const fin = events.find((e) => e.k === 'fin')!;
+      expect(fin).toBeDefined();
+      const { p } = parseChecked(events);
+      const [a, b] = p.exchanges;
+      expect(a!.outcome).toBe('complete');
+      expect(a!.responseEnd).toBeLessThan(fin.ts);
+      expect(b!.method).toBe('POST');
+      expect(b!.requestBodyBytes).toBe(2);
+      expect(b!.requestStart).toBeGreaterThan(fin.ts);
+      expect(b!.outcome).toBe('no-response');
+      expect(events.at(-1)).toMatchObject({ k: 'end', reason: 'reset' });
+    } finally {
+      port = savedPort;
+      quick.closeAllConnections();
+      await new Promise<void>((r) => quick.close(() => r()));
     }
   });
 
