@@ -30,6 +30,8 @@ const MAX_TARGET_CHARS = 8192;
 const MAX_CHUNK_LINE = 4096;
 /** While resynchronising, a line longer than this cannot be a start line we would accept. */
 const MAX_RESYNC_LINE = 8192;
+/** Bytes of a connection not known to be HTTP scanned for a start line before giving up. */
+const MAX_UNKNOWN_SCAN = 256 * 1024;
 /** While the protocol is not known yet, buffer at most this much per direction. */
 const MAX_PRE_BYTES = 16 * 1024;
 
@@ -195,6 +197,8 @@ export class HttpConnectionParser {
   private nextIndex = 1;
   private ended = false;
   private sawPayload = false;
+  /** Bytes scanned for a start line while the protocol is not known to be HTTP. */
+  private unknownScanned = 0;
 
   constructor(opts: HttpParserOptions) {
     this.anomalies = opts.anomalies;
@@ -1049,6 +1053,18 @@ export class HttpConnectionParser {
    * MAX_RESYNC_LINE), so the result does not depend on how data is cut.
    */
   private scan(side: Side, buf: Buffer, pos: number, ts: Micros): number {
+    if (this.protocol !== 'http') {
+      // Not known to be HTTP: look a while for a start line (a capture that began
+      // mid-connection), then give up, as Zeek's protocol detection does.
+      this.unknownScanned += buf.length - pos;
+      if (this.unknownScanned > MAX_UNKNOWN_SCAN) {
+        this.req.state = St.Dead;
+        this.res.state = St.Dead;
+        this.req.carry = null;
+        this.res.carry = null;
+        return buf.length;
+      }
+    }
     let b = buf.subarray(pos);
     let carryLen = 0;
     let marks: number[];
@@ -1119,7 +1135,10 @@ export class HttpConnectionParser {
     // last line's tail (room for "token SP target SP HTTP/1.d NNN").
     let keepFrom: number;
     if (waitFrom >= 0) keepFrom = waitFrom;
-    else {
+    else if (side.dir === 1) {
+      // A status line can start anywhere: only a split "HTTP/1." matters.
+      keepFrom = Math.max(0, b.length - (HTTP1.length - 1));
+    } else {
       const lastNl = b.lastIndexOf(10);
       keepFrom = Math.max(lastNl + 1, b.length - MAX_RESYNC_LINE);
     }

@@ -29,6 +29,8 @@
  *   sync lost inside the response and a later response found).
  * - `no-response`: the request was fully sent and no response byte was seen
  *   before the end.
+ * A request whose end was lost in a capture gap counts as sent (not aborted).
+ * Exchanges with method '' (see below) are never 'aborted'.
  *
  * Responses with no request waiting (capture began mid-connection, request
  * line unparseable, extra responses): kept as an exchange with method '',
@@ -68,7 +70,9 @@
  * Not HTTP: TLS (0x16 0x03) or an HTTP/2 preface as first bytes sets
  * protocol 'tls' / 'http2' and stops parsing. Other unrecognised first bytes
  * set 'unknown' and the parser only scans for a start line (a capture that
- * began mid-connection), switching to 'http' when it finds one.
+ * began mid-connection), switching to 'http' when it finds one, and giving
+ * up after 256 KiB of such a connection (as Zeek's protocol detection does).
+ * No anomaly is counted for connections that are not HTTP.
  *
  * Anomaly names (counted in opts.anomalies, never thrown):
  *   http-parse-error                  a start line, chunk line or chunk CRLF that does not parse; sync lost
