@@ -330,7 +330,8 @@ function exchangeTemplate(c: ConnectionJSON, e: ExchangeJSON, ax: Axis): string 
   // The exchange's zoom also takes in closes since the previous response ended: a server FIN that crossed this request (keep-alive race) is part of its story.
   const prevEnd = c.exchanges.find((x) => x.index === e.index - 1)?.responseEnd ?? c.start;
   const lo = Math.min(e.requestStart, ...c.closes.filter((x) => x.ts >= prevEnd && x.ts < e.requestStart).map((x) => x.ts));
-  const zoomTo = `${num(lo - ax.t0)},${num(Math.max(stop, e.responseEnd ?? 0) - ax.t0)}`;
+  // ... and ends with the response, or where its bars stop when it never finished.
+  const zoomTo = `${num(lo - ax.t0)},${num((e.responseEnd ?? stop) - ax.t0)}`;
   return (
     `<template id="t-c${c.id}e${e.index}">` +
     `<div class="d-head">${esc(e.method)} ${esc(e.target)} <span class="mono">${esc(e.version)}</span></div>` +

@@ -81,7 +81,10 @@ export const SCRIPT = String.raw`(function () {
     var el = ev.target.closest ? ev.target.closest('[data-tip]') : null;
     if (el) { var r = el.getBoundingClientRect(); showTip(el, r.right, r.top); }
   });
-  document.addEventListener('focusout', hideTip);
+  // Only the tip that focus opened: a hidden button losing focus must not close a tip the mouse opened.
+  document.addEventListener('focusout', function (ev) {
+    if (tipFor && tipFor === ev.target) hideTip();
+  });
   document.addEventListener('keydown', function (ev) {
     if (ev.key === 'Escape') { unpin(); hideTip(); }
     if (ev.key === 'Enter' && ev.target.hasAttribute && ev.target.hasAttribute('data-tip')) pin(ev.target);
