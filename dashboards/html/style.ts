@@ -116,8 +116,8 @@ td.where { white-space: nowrap; font-family: var(--mono); font-size: 12.5px; }
 .brush { position: absolute; top: 0; bottom: 0; background: rgba(53, 99, 201, .12); border-left: 1px solid var(--info); border-right: 1px solid var(--info); pointer-events: none; z-index: 4; display: none; }
 
 /* Hover tip and pinned details */
-#tip { position: fixed; z-index: 20; max-width: 560px; background: #fff; border: 1px solid #c3c8cf; border-radius: 6px; box-shadow: 0 6px 24px rgba(0,0,0,.16); padding: 10px 12px; font-size: 13px; pointer-events: none; display: none; }
-#details { position: fixed; z-index: 15; right: 18px; bottom: 18px; width: min(600px, calc(100vw - 36px)); max-height: 60vh; overflow: auto; background: #fff; border: 1px solid #aab1ba; border-radius: 8px; box-shadow: 0 10px 36px rgba(0,0,0,.22); padding: 12px 14px; font-size: 13px; display: none; }
+#tip { position: fixed; z-index: 20; max-width: 680px; background: #fff; border: 1px solid #c3c8cf; border-radius: 6px; box-shadow: 0 6px 24px rgba(0,0,0,.16); padding: 10px 12px; font-size: 13px; pointer-events: none; display: none; }
+#details { position: fixed; z-index: 15; right: 18px; bottom: 18px; width: min(680px, calc(100vw - 36px)); max-height: 60vh; overflow: auto; background: #fff; border: 1px solid #aab1ba; border-radius: 8px; box-shadow: 0 10px 36px rgba(0,0,0,.22); padding: 12px 14px; font-size: 13px; display: none; }
 #details .close { position: absolute; top: 6px; right: 8px; border: 0; background: transparent; font-size: 20px; line-height: 1; cursor: pointer; color: var(--muted); }
 .d-head { font-family: var(--mono); font-size: 14px; font-weight: 600; overflow-wrap: anywhere; padding-right: 22px; }
 .d-sub { color: var(--muted); margin: 2px 0 6px; }
