@@ -14,6 +14,10 @@ export interface AnalyzeCliOptions {
   slow?: string;
   progress?: boolean;
   color?: boolean;
+  /** Replay into the terminal dashboard (cli/watch.ts) instead of writing a report. */
+  tui?: boolean;
+  /** With --tui: multiple of the recorded speed (default: as fast as possible). */
+  speed?: string;
 }
 
 export function parsePort(v: string | undefined): number | null {
@@ -81,6 +85,14 @@ function progressReporter(enabled: boolean): {
 export async function runAnalyze(file: string, o: AnalyzeCliOptions): Promise<void> {
   const port = parsePort(o.port);
   const slow = parseSeconds(o.slow, '--slow');
+  if (o.tui === true) {
+    const speed = o.speed === undefined ? 0 : Number(o.speed);
+    if (!Number.isFinite(speed) || speed < 0) throw new UserError(`--speed wants a multiple of the recorded speed (1 = as recorded), not "${o.speed}"`);
+    // Loaded on demand: plain reports do not need ink and React.
+    const { runReplayTui } = await import('./watch.js');
+    await runReplayTui(file, { port, showSecrets: o.showSecrets === true, slow, speed });
+    return;
+  }
   const format = o.format;
   if (!['text', 'json', 'ndjson', 'html'].includes(format)) throw new UserError(`--format is one of text, json, ndjson, html (not "${format}")`);
   // A page of HTML (with the JSON report inside) is no use in a terminal; a pipe or redirect is fine.

@@ -26,8 +26,40 @@ program
   .option('--progress', 'show a progress line on standard error even when it is not a terminal')
   .option('--no-progress', 'never show the progress line')
   .option('--no-color', 'no colours in the text report')
+  .option('--tui', 'replay the capture in the terminal dashboard (as fast as possible, then it stays on the final state until q)')
+  .option('--speed <multiple>', 'with --tui: replay at the recorded speed (1) or a multiple of it')
   .action(async (file: string, opts) => {
     await runAnalyze(file, opts);
+  });
+
+program
+  .command('watch')
+  .description('capture live traffic (tcpdump or libpcap) and show sockets, exchanges and findings as they happen')
+  .option('-i, --interface <name>', 'interface to capture on ("any": all of them; `hangscope interfaces` lists them)', 'any')
+  .option('-p, --port <port>', 'only connections whose server port is this (capture filter "tcp port N")')
+  .option('--filter <bpf>', 'capture filter (pcap-filter syntax), instead of or on top of --port')
+  .addOption(new Option('--source <source>', 'capture through tcpdump, or in-process through libpcap (npm pcap)').choices(['auto', 'tcpdump', 'libpcap']).default('auto'))
+  .option('-s, --snaplen <bytes>', 'keep at most this many bytes per frame (default: whole frames; lower it only under heavy load: bodies then lose their framing)')
+  .option('-w, --write <file>', 'also write every captured packet to this pcap file (mode 0600), flushed packet by packet')
+  .option('-d, --duration <seconds>', 'stop after this long')
+  .option('-c, --count <packets>', 'stop after this many packets')
+  .addOption(new Option('-f, --format <format>', 'tui: the dashboard (default on a terminal); text or ndjson: one line per finished socket and finding, then the summary').choices(['tui', 'text', 'ndjson']))
+  .option('-o, --output <file>', 'write lines and the summary to this file (mode 0600) instead of standard output')
+  .option('--slow <seconds>', 'report a first response byte slower than this (slow-first-byte)', '5')
+  .option('--show-secrets', 'do not redact Authorization, Cookie, API keys and token-like query parameters')
+  .option('--no-color', 'no colours in the summary')
+  .action(async (opts) => {
+    const { runWatch } = await import('./watch.js');
+    await runWatch(opts);
+  });
+
+program
+  .command('interfaces')
+  .description('list the interfaces watch can capture on')
+  .option('--all', 'also list pseudo-devices that carry no TCP/IP (Bluetooth, netfilter, D-Bus)')
+  .action(async (opts) => {
+    const { runInterfaces } = await import('./interfaces.js');
+    runInterfaces(opts);
   });
 
 quietEpipe();

@@ -1,0 +1,374 @@
+/**
+ * `hangscope watch`: live capture (tcpdump pipe or in-process libpcap) into
+ * the same engine as files, shown on the terminal dashboard, or streamed as
+ * lines (`--format text|ndjson`, or when standard output is not a terminal).
+ * Also `hangscope analyze FILE --tui`: a file replayed into the dashboard.
+ */
+import { closeSync, fchmodSync, openSync } from 'node:fs';
+import { exchangeLink, renderText, socketFailing } from '../dashboards/text.js';
+import { DashboardStore, runDashboard, type DashboardHandle } from '../dashboards/tui/index.js';
+import { replayCapture } from '../lib/capture/live-replay.js';
+import {
+  FULL_SNAPLEN,
+  buildFilter,
+  startLiveCapture,
+  type CaptureCounters,
+  type LiveCapture,
+  type LiveSourceChoice,
+} from '../lib/capture/live.js';
+import { PcapWriter } from '../lib/capture/index.js';
+import type { ConnectionRecord } from '../lib/correlate/index.js';
+import type { Finding } from '../lib/diagnose/index.js';
+import { Engine, toReport, type Analysis } from '../lib/index.js';
+import { connectionToJSON, findingToJSON, fmtClock } from '../lib/report/index.js';
+import { UserError } from '../lib/types.js';
+import { Output, parsePort, parseSeconds } from './analyze.js';
+
+export interface WatchCliOptions {
+  interface?: string;
+  port?: string;
+  filter?: string;
+  source?: string;
+  snaplen?: string;
+  write?: string;
+  duration?: string;
+  count?: string;
+  format?: string;
+  output?: string;
+  slow?: string;
+  showSecrets?: boolean;
+  color?: boolean;
+}
+
+/** Sockets and findings kept for the final report (the text summary); beyond, only counts. */
+const KEEP_FAILING = 2000;
+const KEEP_OTHERS = 2000;
+const KEEP_FINDINGS = 10_000;
+
+function parseInt0(v: string | undefined, flag: string, min: number, max: number): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw new UserError(`${flag} wants a whole number from ${min} to ${max}, not "${v}"`);
+  return n;
+}
+
+/** Create (or truncate) the --write file with mode 0600 before the writer opens it: captures hold secrets. */
+function precreatePrivate(path: string): void {
+  try {
+    const fd = openSync(path, 'w', 0o600);
+    // An existing file keeps its mode on open(); make it private too.
+    fchmodSync(fd, 0o600);
+    closeSync(fd);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    const why = err.code === 'ENOENT' ? 'no such directory' : err.code === 'EACCES' ? 'permission denied' : err.message;
+    throw new UserError(`cannot write ${path}: ${why}.`);
+  }
+}
+
+/** What the final summary is built from: recent sockets (failing ones kept preferentially) and the findings. */
+class Keeper {
+  failing: ConnectionRecord[] = [];
+  others: ConnectionRecord[] = [];
+  findings: Finding[] = [];
+  droppedFindings = 0;
+  connection(rec: ConnectionRecord): void {
+    const list = socketFailing(rec) ? this.failing : this.others;
+    list.push(rec);
+    const max = list === this.failing ? KEEP_FAILING : KEEP_OTHERS;
+    if (list.length > max * 1.25) list.splice(0, list.length - max);
+  }
+  finding(f: Finding): void {
+    if (this.findings.length < KEEP_FINDINGS) this.findings.push(f);
+    else this.droppedFindings++;
+  }
+  connections(): ConnectionRecord[] {
+    return [...this.failing, ...this.others].sort((a, b) => a.id - b.id);
+  }
+}
+
+function counterText(kind: string, c: CaptureCounters): string {
+  const parts: string[] = [];
+  if (c.received !== null) parts.push(`${c.received} packets received by the filter`);
+  parts.push(c.dropped === null ? 'drops unknown' : `${c.dropped} dropped by the kernel`);
+  if (c.ifDropped) parts.push(`${c.ifDropped} dropped by the interface`);
+  return `${kind}: ${parts.join(', ')}`;
+}
+
+function snaplenNote(snaplen: number): string | null {
+  return snaplen < FULL_SNAPLEN
+    ? `snaplen ${snaplen}: frames longer than that are cut, so bodies are not captured whole (counted as bytes not captured) and chunked or Content-Length framing after a cut may be lost.`
+    : null;
+}
+
+export async function runWatch(o: WatchCliOptions): Promise<void> {
+  const port = parsePort(o.port);
+  const slow = parseSeconds(o.slow, '--slow');
+  const durationUs = parseSeconds(o.duration, '--duration');
+  const count = parseInt0(o.count, '--count', 1, Number.MAX_SAFE_INTEGER);
+  const snaplen = parseInt0(o.snaplen, '--snaplen', 64, FULL_SNAPLEN) ?? FULL_SNAPLEN;
+  const source = (o.source ?? 'auto') as LiveSourceChoice;
+  if (!['auto', 'tcpdump', 'libpcap'].includes(source))
+    throw new UserError(`--source is one of auto, tcpdump, libpcap (not "${o.source}")`);
+  const tty = process.stdout.isTTY === true && process.stdin.isTTY === true && o.output === undefined;
+  const format = o.format ?? (tty ? 'tui' : 'text');
+  if (!['tui', 'text', 'ndjson'].includes(format)) throw new UserError(`--format is one of tui, text, ndjson (not "${format}")`);
+  if (format === 'tui' && !tty) throw new UserError('--format tui needs a terminal on standard input and output; use --format text or ndjson');
+  const iface = o.interface ?? 'any';
+  const filter = buildFilter(port, o.filter);
+  const showSecrets = o.showSecrets === true;
+  // commander makes --no-color default to true: colour only on a terminal, and never with --no-color.
+  const color = o.color !== false && o.output === undefined && process.stdout.isTTY === true;
+
+  if (o.write !== undefined) precreatePrivate(o.write);
+  const out = new Output(o.output);
+  const keeper = new Keeper();
+  const startedWall = Date.now();
+  const store =
+    format === 'tui'
+      ? new DashboardStore({
+          source: { kind: 'tcpdump', name: iface, filter, snaplen: snaplen < FULL_SNAPLEN ? snaplen : null, port },
+          showSecrets,
+          clock: () => Date.now() * 1000,
+          elapsed: () => (Date.now() - startedWall) * 1000,
+          ...(slow !== undefined ? { slow } : {}),
+        })
+      : null;
+
+  const engine = new Engine({
+    port,
+    showSecrets,
+    ...(slow !== undefined ? { slowFirstByte: slow } : {}),
+    ...(store !== null ? { onOpen: store.onOpen, onExchange: store.onExchange } : {}),
+    onConnection: (rec) => {
+      keeper.connection(rec);
+      store?.onConnection(rec);
+      if (format === 'ndjson') out.write(`${JSON.stringify({ type: 'connection', ...connectionToJSON(rec, { showSecrets }) })}\n`);
+      else if (format === 'text') out.write(`${connectionLine(rec, showSecrets)}\n`);
+    },
+    onFinding: (f) => {
+      keeper.finding(f);
+      store?.onFinding(f);
+      if (format === 'ndjson') out.write(`${JSON.stringify({ type: 'finding', ...findingToJSON(f) })}\n`);
+      else if (format === 'text') out.write(`${findingLine(f)}\n`);
+    },
+  });
+  store?.attach(engine);
+
+  let writer: PcapWriter | null = null;
+  const openWriter = (linkType: number): void => {
+    if (writer === null && o.write !== undefined) writer = new PcapWriter(o.write, linkType, { snaplen });
+  };
+
+  let stopReason: string | null = null;
+  let wake: () => void = () => {};
+  const stopped = new Promise<void>((r) => (wake = r));
+  const requestStop = (why: string): void => {
+    if (stopReason === null) {
+      stopReason = why;
+      wake();
+    }
+  };
+
+  let fed = 0;
+  let capture: LiveCapture;
+  try {
+    capture = await startLiveCapture({
+      source,
+      iface,
+      filter,
+      snaplen,
+      anomalies: engine.anomalies,
+      onLinkType: openWriter,
+      onPacket: (rec) => {
+        if (count !== undefined && fed >= count) return;
+        fed++;
+        if (writer === null) openWriter(rec.linkType);
+        writer?.write(rec);
+        engine.packet(rec);
+        if (count !== undefined && fed >= count) requestStop(`${count} packets captured`);
+      },
+    });
+  } catch (e) {
+    out.close();
+    throw e;
+  }
+  if (store !== null) {
+    store.source.kind = capture.kind;
+    store.setStatus('capturing');
+  }
+
+  const note = snaplenNote(snaplen);
+  if (format !== 'tui') {
+    process.stderr.write(
+      `hangscope: listening on ${iface} with ${capture.kind}, filter "${filter}"${o.write ? `, writing ${o.write}` : ''}; Ctrl-C stops.\n`,
+    );
+    if (note !== null) process.stderr.write(`hangscope: ${note}\n`);
+  }
+
+  const ticker = setInterval(() => {
+    engine.tick(Date.now() * 1000);
+    store?.setCounters(capture.counters());
+  }, 1000);
+  const durationTimer =
+    durationUs !== undefined ? setTimeout(() => requestStop(`${durationUs / 1e6} s elapsed`), durationUs / 1000) : null;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (stopReason !== null && sig === 'SIGINT') {
+      // A second Ctrl-C while stopping: give up waiting.
+      process.exit(130);
+    }
+    requestStop(sig);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  let dashboard: DashboardHandle | null = null;
+  if (store !== null) dashboard = runDashboard(store, { onQuit: () => requestStop('quit') });
+  void dashboard?.done.then(() => requestStop('quit'));
+
+  let endError: unknown = null;
+  capture.ended.then(
+    () => requestStop(`${capture.kind} stopped`),
+    (e: unknown) => {
+      endError = e;
+      requestStop(`${capture.kind} failed`);
+    },
+  );
+
+  await stopped;
+  const counters = await capture.stop();
+  clearInterval(ticker);
+  if (durationTimer !== null) clearTimeout(durationTimer);
+  engine.finish();
+  (writer as PcapWriter | null)?.close();
+  if (writer === null && o.write !== undefined && capture.linkType !== null) {
+    // No packet at all: still leave a valid (empty) pcap.
+    openWriter(capture.linkType);
+    (writer as PcapWriter | null)?.close();
+  }
+  store?.setCounters(counters);
+
+  if (store !== null && dashboard !== null) {
+    if (stopReason !== 'quit' && stopReason !== 'SIGTERM' && stopReason !== 'SIGINT') {
+      // Duration or count reached, or the source ended: stay on the final state until q.
+      store.setFinal(`stopped: ${stopReason}; q quits`);
+      await dashboard.done;
+    } else dashboard.close();
+  }
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+
+  const capLine = `${counterText(capture.kind, counters)}${writer !== null ? `; ${(writer as PcapWriter).packets} packets written to ${o.write}` : ''}`;
+  const analysis: Analysis = {
+    engine,
+    source: { name: `${iface} (live, ${capture.kind}, filter "${filter}")`, format: 'live', compressed: false },
+    connections: format === 'ndjson' ? [] : keeper.connections(),
+    findings: keeper.findings,
+  };
+  try {
+    if (format === 'ndjson') {
+      const stats = toReport(analysis, { port, showSecrets }).stats;
+      out.write(
+        `${JSON.stringify({
+          type: 'stats',
+          ...stats,
+          drops: counters.dropped,
+          capture: {
+            source: capture.kind,
+            interface: iface,
+            filter,
+            snaplen,
+            received: counters.received,
+            dropped: counters.dropped,
+            ifDropped: counters.ifDropped,
+            written: writer !== null ? (writer as PcapWriter).packets : null,
+            stoppedBy: stopReason,
+          },
+        })}\n`,
+      );
+    } else {
+      if (format === 'text') out.write('\n');
+      out.write(renderText(analysis, { showSecrets, color }));
+      if (note !== null) out.write(`${note}\n`);
+    }
+  } finally {
+    out.close();
+  }
+  process.stderr.write(`hangscope: stopped (${stopReason}); ${capLine}.\n`);
+  if (endError !== null) throw endError;
+}
+
+/** One finished socket as one line (the text stream). */
+export function connectionLine(rec: ConnectionRecord, showSecrets: boolean): string {
+  const chain =
+    rec.exchanges.length > 0
+      ? rec.exchanges.map((e) => exchangeLink(e, rec, showSecrets)).join(' -> ')
+      : rec.protocol !== 'none' && rec.protocol !== 'http'
+        ? `${rec.protocol} payload, not HTTP/1.x`
+        : rec.bytes[0] + rec.bytes[1] === 0
+          ? 'no payload'
+          : '';
+  const first = rec.closes[0];
+  const closed = first ? `; ${first.by} ${first.kind} first` : '';
+  return `${fmtClock(rec.end)} socket ${rec.client.ip}:${rec.client.port} -> ${rec.server.ip}:${rec.server.port} #${rec.id} ${rec.state}: ${chain}${closed}`;
+}
+
+export function findingLine(f: Finding): string {
+  const when = f.ts !== null ? `${fmtClock(f.ts)} ` : '';
+  return `${when}${f.severity} ${f.code}${f.connection !== null ? ` (#${f.connection})` : ''}: ${f.summary}`;
+}
+
+export interface ReplayTuiOptions {
+  port: number | null;
+  showSecrets: boolean;
+  slow?: number | undefined;
+  /** Multiple of the recorded speed, 0: as fast as possible. */
+  speed: number;
+}
+
+/** `hangscope analyze FILE --tui`: the file through the engine into the dashboard; stays on the final state until q. */
+export async function runReplayTui(file: string, o: ReplayTuiOptions): Promise<void> {
+  if (process.stdout.isTTY !== true || process.stdin.isTTY !== true)
+    throw new UserError('--tui needs a terminal on standard input and output; use --format text, json or ndjson');
+  if (file === '-') throw new UserError('--tui reads a file, not standard input (the keyboard is on standard input)');
+  const store = new DashboardStore({
+    source: { kind: 'file', name: file, filter: null, snaplen: null, port: o.port },
+    showSecrets: o.showSecrets,
+    ...(o.slow !== undefined ? { slow: o.slow } : {}),
+  });
+  const engine = new Engine({
+    port: o.port,
+    showSecrets: o.showSecrets,
+    ...(o.slow !== undefined ? { slowFirstByte: o.slow } : {}),
+    onOpen: store.onOpen,
+    onExchange: store.onExchange,
+    onConnection: store.onConnection,
+    onFinding: store.onFinding,
+  });
+  store.attach(engine);
+  store.setStatus(o.speed > 0 ? `replaying at ${o.speed}x` : 'reading');
+  const abort = new AbortController();
+  const dashboard = runDashboard(store, { onQuit: () => abort.abort() });
+  void dashboard.done.then(() => abort.abort());
+  const onTerm = (): void => {
+    abort.abort();
+    dashboard.close();
+  };
+  process.on('SIGTERM', onTerm);
+  try {
+    await replayCapture(file, (rec) => engine.packet(rec), {
+      anomalies: engine.anomalies,
+      speed: o.speed,
+      signal: abort.signal,
+      onClock: (now) => engine.tick(now),
+    });
+  } catch (e) {
+    dashboard.close();
+    process.off('SIGTERM', onTerm);
+    throw e;
+  }
+  engine.finish();
+  store.setFinal(abort.signal.aborted ? 'stopped' : 'end of capture; q quits');
+  await dashboard.done;
+  process.off('SIGTERM', onTerm);
+}
