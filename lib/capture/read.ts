@@ -178,11 +178,19 @@ async function inflateInto(
   let sourceError: unknown = null;
   async function* compressedChunks(): AsyncGenerator<Buffer> {
     yield head;
-    try {
-      for (let c = await next(); c !== null; c = await next()) yield c;
-    } catch (err) {
-      sourceError = err;
-      throw err;
+    for (;;) {
+      let c: Buffer | null;
+      // Only errors of the source itself: when gunzip fails, pipeline() destroys
+      // this generator's stream and Readable.from throws gunzip's error in at the
+      // `yield` below; that one must stay a zlib error (gzip-corrupt), not a read error.
+      try {
+        c = await next();
+      } catch (err) {
+        sourceError = err;
+        throw err;
+      }
+      if (c === null) return;
+      yield c;
     }
   }
   const gunzip = zlib.createGunzip({ chunkSize: 256 * 1024 });
