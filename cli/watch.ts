@@ -296,6 +296,11 @@ export async function runWatch(o: WatchCliOptions): Promise<void> {
   }
   process.stderr.write(`hangscope: stopped (${stopReason}); ${capLine}.\n`);
   if (endError !== null) throw endError;
+  if (capture.holdsEventLoop) {
+    // Everything is written (stdout and stderr are synchronous for files and pipes on Linux; the
+    // callback covers the rest); the libpcap binding would keep the process alive until a packet.
+    process.stdout.write('', () => process.exit(0));
+  }
 }
 
 /** One finished socket as one line (the text stream). */

@@ -87,6 +87,12 @@ export interface LiveCapture {
   /** Stop capturing, deliver what is still in flight, and resolve with the final counters. Idempotent. */
   stop(): Promise<CaptureCounters>;
   /**
+   * After stop(): the source still holds Node's event loop, so the process
+   * will not exit by itself (node_pcap only finishes closing when the next
+   * packet arrives). A command that is done should then exit explicitly.
+   */
+  readonly holdsEventLoop: boolean;
+  /**
    * Settles when the source ends, whether by stop() or by itself (tcpdump
    * exiting, e.g. the interface went away). Rejects with a UserError when it
    * ended abnormally.
@@ -147,6 +153,10 @@ export function findTcpdump(): string | null {
 /** The subset of node_pcap (npm pcap 3.x) used here. */
 interface PcapSessionLike {
   link_type: string;
+  buf: Buffer;
+  header: Buffer;
+  /** The native session: dispatch() reads what is pending (node_pcap's own read callback calls it). */
+  session: { dispatch(buf: Buffer, header: Buffer): number };
   on(ev: 'packet', fn: (p: { buf: Buffer; header: Buffer; link_type: string }) => void): void;
   stats(): { ps_recv: number; ps_drop: number; ps_ifdrop: number };
   close(): void;
@@ -281,6 +291,7 @@ const STOP_GRACE_MS = 5000;
 
 class TcpdumpCapture implements LiveCapture {
   readonly kind = 'tcpdump' as const;
+  readonly holdsEventLoop = false;
   private readonly parser: CaptureParser;
   private stderr = '';
   private started = false;
@@ -495,6 +506,7 @@ const HOST_LE = endianness() === 'LE';
 
 class LibpcapCapture implements LiveCapture {
   readonly kind = 'libpcap' as const;
+  holdsEventLoop = false;
   readonly linkType: number;
   packets = 0;
   private stopped = false;
@@ -574,7 +586,13 @@ class LibpcapCapture implements LiveCapture {
       this.final = this.counters();
       this.stopped = true;
       try {
+        // close() only calls pcap_breakloop(); node_pcap releases the handle
+        // and its uv_poll watcher in the next dispatch that sees the break
+        // (pcap_dispatch returning -2), which needs a pending packet. Try
+        // once now; if nothing was pending, the poll watcher keeps the event
+        // loop alive until the next packet.
         this.session.close();
+        this.holdsEventLoop = this.session.session.dispatch(this.session.buf, this.session.header) !== -2;
       } catch {
         /* already closed */
       }
