@@ -1,0 +1,369 @@
+/**
+ * `npm run bench`: hangscope against tcpdump -r, tcptrace and tshark on the
+ * same deterministic captures (bench/gen.js), in the same run.
+ *
+ *   node bench/run.js [--size 1G | --size 256M,512M,1G] [--seed 1] [--runs 3]
+ *                     [--no-tshark | --tshark-max 512M] [--no-json] [--no-live]
+ *                     [--live-seconds 10] [--dir bench/out] [--regen]
+ *
+ * For each size: writes (or reuses) bench/out/http-<size>-s<seed>.pcap and its
+ * ground truth, checks it (capinfos packet count; hangscope's exchanges,
+ * connections, packets and complete responses against the writer's counts;
+ * tshark's request and response counts when tshark runs), warms the page
+ * cache, then times each tool as a child process. Wall time is measured here
+ * (median of --runs), peak RSS is the child's maximum resident set size from
+ * /usr/bin/time (wait4 rusage). tshark runs once per size (it takes minutes).
+ *
+ * Live path (--no-live to skip):
+ *  - pipe: `tcpdump -r FILE -w - | hangscope analyze -`: packets/s the engine
+ *    sustains from a tcpdump pipe (a pipe never drops: a slow reader blocks
+ *    the writer), on the smallest size;
+ *  - loopback: a real `tcpdump -i lo -U -w -` capture of bench/loadgen.js
+ *    (HTTP keep-alive load on 127.0.0.1) piped into hangscope; reports the
+ *    packet rate, tcpdump's "dropped by kernel" count, and checks hangscope
+ *    saw every packet tcpdump captured and every request the load generator
+ *    completed. Needs root (tcpdump on lo).
+ *
+ * Results: printed tables, and bench/out/results.json.
+ */
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { createReadStream, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { parseSize, writeBenchCapture } from './gen.js';
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const BIN = path.join(REPO, 'bin/hangscope.js');
+
+// ---- options ------------------------------------------------------------------------------
+
+const argv = process.argv.slice(2);
+function opt(name, dflt) {
+  const i = argv.indexOf(name);
+  return i >= 0 && i + 1 < argv.length ? argv[i + 1] : dflt;
+}
+const flag = (name) => argv.includes(name);
+const sizeArgs = opt('--size', '1G').split(',').map((s) => s.trim()).filter(Boolean);
+const seed = Number(opt('--seed', '1'));
+const runs = Math.max(1, Number(opt('--runs', '3')));
+const tsharkMax = flag('--no-tshark') ? -1 : opt('--tshark-max', null) === null ? Infinity : parseSize(opt('--tshark-max'));
+const withJson = !flag('--no-json');
+const withLive = !flag('--no-live');
+const liveSeconds = Number(opt('--live-seconds', '10'));
+const dir = path.resolve(opt('--dir', path.join(REPO, 'bench/out')));
+const regen = flag('--regen');
+
+if (!existsSync(path.join(REPO, 'dist/cli/main.js'))) {
+  console.error('bench: dist/ is missing: run `npm run build` first (npm run bench does)');
+  process.exit(2);
+}
+mkdirSync(dir, { recursive: true });
+
+const have = (cmd, args = ['--version']) => !spawnSync(cmd, args, { stdio: 'ignore' }).error;
+const HAVE = {
+  time: existsSync('/usr/bin/time'),
+  tcpdump: have('tcpdump'),
+  tcptrace: have('tcptrace', ['-v']),
+  tshark: have('tshark', ['-v']),
+  capinfos: have('capinfos', ['-h']),
+};
+if (!HAVE.time) {
+  console.error('bench: /usr/bin/time is needed for peak RSS (apt-get install time)');
+  process.exit(2);
+}
+
+// ---- helpers ------------------------------------------------------------------------------
+
+const MB = 1e6;
+const fmt = (n, d = 2) => (n === null || n === undefined || Number.isNaN(n) ? '-' : n.toFixed(d));
+const fmtInt = (n) => Math.round(n).toLocaleString('en-US');
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+/**
+ * Run `cmd args` under /usr/bin/time; stdout goes to `stdout` ('ignore' or a
+ * callback receiving lines). Resolves { wall (s), rssMB, code, stderr }.
+ */
+function timed(cmd, args, { lines = null, shell = false } = {}) {
+  return new Promise((resolve, reject) => {
+    const tf = path.join(dir, `.time-${process.pid}`);
+    const full = shell ? ['/bin/sh', '-c', `${cmd}`] : [cmd, ...args];
+    const t0 = process.hrtime.bigint();
+    const child = spawn('/usr/bin/time', ['-f', '%M %U %S', '-o', tf, ...full], {
+      stdio: ['ignore', lines ? 'pipe' : 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    let done = Promise.resolve();
+    if (lines) {
+      const rl = createInterface({ input: child.stdout, crlfDelay: Infinity });
+      rl.on('line', lines);
+      done = new Promise((r) => rl.on('close', r));
+    }
+    child.on('error', reject);
+    child.on('close', async (code) => {
+      await done;
+      const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+      let rssKB = NaN;
+      let cpu = NaN;
+      try {
+        const t = readFileSync(tf, 'utf8').trim().split('\n');
+        const [m, u, s] = t[t.length - 1].split(' ').map(Number);
+        rssKB = m;
+        cpu = u + s;
+        rmSync(tf, { force: true });
+      } catch {
+        /* no time output */
+      }
+      resolve({ wall, cpu, rssMB: (rssKB * 1024) / MB, code, stderr });
+    });
+  });
+}
+
+async function timedRuns(label, cmd, args, n, opts) {
+  const walls = [];
+  const cpus = [];
+  let rss = 0;
+  for (let i = 0; i < n; i++) {
+    const r = await timed(cmd, args, opts);
+    if (r.code !== 0) throw new Error(`${label} exited ${r.code}: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+    walls.push(r.wall);
+    cpus.push(r.cpu);
+    rss = Math.max(rss, r.rssMB);
+    process.stderr.write(`  ${label}: ${fmt(r.wall, 3)} s wall, ${fmt(r.cpu, 2)} s cpu, ${fmt(r.rssMB, 0)} MB\n`);
+  }
+  return { wall: median(walls), walls, cpu: median(cpus), rssMB: rss };
+}
+
+/** Read a file once so every tool reads it from the page cache. */
+function warm(file) {
+  return new Promise((resolve, reject) => {
+    const s = createReadStream(file, { highWaterMark: 4 << 20 });
+    s.on('data', () => {});
+    s.on('end', resolve);
+    s.on('error', reject);
+  });
+}
+
+function assertEq(what, got, want, problems) {
+  if (got !== want) problems.push(`${what}: got ${got}, want ${want}`);
+}
+
+// ---- captures -----------------------------------------------------------------------------
+
+const GEN_VERSION = statSync(path.join(REPO, 'bench/gen.js')).size; // changes when the writer changes
+
+function capture(sizeArg) {
+  const size = parseSize(sizeArg);
+  const file = path.join(dir, `http-${sizeArg}-s${seed}.pcap`);
+  const tf = `${file}.truth.json`;
+  if (!regen && existsSync(file) && existsSync(tf)) {
+    const t = JSON.parse(readFileSync(tf, 'utf8'));
+    if (t.size === size && t.seed === seed && t.gen === GEN_VERSION && statSync(file).size === t.bytes) return { file, truth: t };
+  }
+  process.stderr.write(`writing ${file} (${sizeArg}, seed ${seed}) ...\n`);
+  const t0 = Date.now();
+  const truth = { ...writeBenchCapture(file, { size, seed }), size, seed, gen: GEN_VERSION };
+  writeFileSync(tf, JSON.stringify(truth, null, 1));
+  process.stderr.write(`  ${((Date.now() - t0) / 1000).toFixed(1)} s: ${fmtInt(truth.packets)} packets, ${fmtInt(truth.connections)} connections, ${fmtInt(truth.requests)} requests\n`);
+  return { file, truth };
+}
+
+/** hangscope's ndjson for the whole file: stats line, complete responses; checked against the writer. */
+async function verifyHangscope(file, truth, problems) {
+  let complete = 0;
+  let exchanges = 0;
+  let stats = null;
+  const r = await timed(process.execPath, [BIN, 'analyze', file, '--format', 'ndjson'], {
+    lines: (l) => {
+      if (l.startsWith('{"type":"connection"')) {
+        const c = JSON.parse(l);
+        exchanges += c.exchanges.length;
+        for (const e of c.exchanges) if (e.outcome === 'complete') complete++;
+      } else if (l.startsWith('{"type":"stats"')) stats = JSON.parse(l);
+    },
+  });
+  if (r.code !== 0 || stats === null) {
+    problems.push(`hangscope analyze failed (exit ${r.code}): ${r.stderr.trim()}`);
+    return;
+  }
+  assertEq('hangscope packets', stats.packets, truth.packets, problems);
+  assertEq('hangscope connections', stats.connections, truth.connections, problems);
+  assertEq('hangscope exchanges', stats.exchanges, truth.requests, problems);
+  assertEq('hangscope exchanges listed', exchanges, truth.requests, problems);
+  assertEq('hangscope complete exchanges', complete, truth.completeResponses, problems);
+  const anomalies = Object.keys(stats.anomalies ?? {});
+  if (anomalies.length > 0) problems.push(`hangscope anomalies on a clean capture: ${JSON.stringify(stats.anomalies)}`);
+}
+
+// ---- one size -------------------------------------------------------------------------------
+
+async function benchSize(sizeArg) {
+  const { file, truth } = capture(sizeArg);
+  const bytes = statSync(file).size;
+  const problems = [];
+  process.stderr.write(`\n== ${sizeArg}: ${file} (${fmt(bytes / MB, 0)} MB, ${fmtInt(truth.packets)} packets)\n`);
+  if (HAVE.capinfos) {
+    const out = execFileSync('capinfos', ['-c', '-M', file], { encoding: 'utf8' });
+    const m = /Number of packets:\s*(\d+)/.exec(out);
+    assertEq('capinfos packets', m ? Number(m[1]) : null, truth.packets, problems);
+  }
+  await warm(file);
+  process.stderr.write('  checking hangscope against the writer ...\n');
+  await verifyHangscope(file, truth, problems);
+
+  const rows = [];
+  const add = (tool, what, r, extra = {}) => rows.push({ tool, what, wall: r.wall, walls: r.walls, cpu: r.cpu, rssMB: r.rssMB, ...extra });
+  add('hangscope', 'analyze --format ndjson -o /dev/null', await timedRuns('hangscope ndjson', process.execPath, [BIN, 'analyze', file, '--format', 'ndjson', '--output', '/dev/null'], runs));
+  if (withJson) add('hangscope json', 'analyze --format json -o /dev/null', await timedRuns('hangscope json', process.execPath, [BIN, 'analyze', file, '--format', 'json', '--output', '/dev/null'], runs));
+  if (HAVE.tcpdump) add('tcpdump -r', 'tcpdump -r FILE -w /dev/null', await timedRuns('tcpdump -r', 'tcpdump', ['-r', file, '-w', '/dev/null'], runs));
+  if (HAVE.tcptrace) add('tcptrace', 'tcptrace -n -l FILE (TCP only)', await timedRuns('tcptrace', 'tcptrace', ['-n', '-l', file], runs));
+  if (HAVE.tshark && bytes <= tsharkMax) {
+    let req = 0;
+    let resp = 0;
+    const r = await timedRuns(
+      'tshark',
+      'tshark',
+      ['-r', file, '-Y', 'http', '-T', 'fields', '-e', 'http.request.method', '-e', 'http.response.code'],
+      1,
+      {
+        lines: (l) => {
+          const [m, c] = l.split('\t');
+          if (m) req++;
+          if (c) resp++;
+        },
+      },
+    );
+    // tshark 4.0 does not report a chunked message whose final LF comes alone in a segment (see gen.js).
+    assertEq('tshark requests', req, truth.requests - truth.chunkedLfAlone.requests, problems);
+    assertEq('tshark responses', resp, truth.completeResponses - truth.chunkedLfAlone.responses, problems);
+    add('tshark', 'tshark -Y http -T fields (HTTP dissection)', r);
+  }
+  return { size: sizeArg, file, bytes, truth, rows, problems };
+}
+
+// ---- live path --------------------------------------------------------------------------------
+
+/** Engine rate from a tcpdump pipe: tcpdump -r FILE -w - | hangscope analyze -. */
+async function pipeRate(file, truth) {
+  const out = [];
+  const cmd = (src) => `${src} | ${process.execPath} ${BIN} analyze - --format ndjson --output /dev/null`;
+  if (HAVE.tcpdump) {
+    const r = await timedRuns('tcpdump -r | hangscope -', cmd(`tcpdump -r ${file} -w - 2>/dev/null`), [], runs, { shell: true });
+    out.push({ what: 'tcpdump -r FILE -w - | hangscope analyze -', ...r, pps: truth.packets / r.wall });
+  }
+  const r = await timedRuns('cat | hangscope -', cmd(`cat ${file}`), [], runs, { shell: true });
+  out.push({ what: 'cat FILE | hangscope analyze -', ...r, pps: truth.packets / r.wall });
+  return out;
+}
+
+/** A real loopback capture: tcpdump -i lo -U -w - | hangscope analyze -, under bench/loadgen.js. */
+async function loopback() {
+  if (!HAVE.tcpdump) return { skipped: 'tcpdump is not installed' };
+  if (process.getuid?.() !== 0) return { skipped: 'needs root for tcpdump -i lo' };
+  const port = 18000 + (process.pid % 1000);
+  const statsFile = path.join(dir, `.live-${process.pid}.ndjson`);
+  const errFile = path.join(dir, `.live-${process.pid}.tcpdump.err`);
+  // tcpdump's stderr goes to a file: its "N packets dropped by kernel" line is what we want.
+  const pipeline = spawn(
+    '/bin/sh',
+    ['-c', `exec 3>&1; tcpdump -i lo -U -s 0 --immediate-mode -B 4096 -w - 'tcp port ${port}' 2>${errFile} | ${process.execPath} ${BIN} analyze - --format ndjson --output ${statsFile}`],
+    { stdio: ['ignore', 'ignore', 'inherit'], detached: true },
+  );
+  // Wait until tcpdump listens.
+  for (let i = 0; i < 100; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    if (existsSync(errFile) && /listening on/.test(readFileSync(errFile, 'utf8'))) break;
+  }
+  const gen = spawnSync(process.execPath, [path.join(REPO, 'bench/loadgen.js'), '--port', String(port), '--seconds', String(liveSeconds)], {
+    encoding: 'utf8',
+    timeout: (liveSeconds + 60) * 1000,
+  });
+  await new Promise((r) => setTimeout(r, 500));
+  // Stop tcpdump (only our own: the process group we started), let hangscope finish the stream.
+  const pids = spawnSync('pgrep', ['-g', String(pipeline.pid), '-x', 'tcpdump'], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean);
+  for (const p of pids) process.kill(Number(p), 'SIGINT');
+  const code = await new Promise((r) => pipeline.on('close', r));
+  const load = JSON.parse(gen.stdout.trim().split('\n').pop() || '{}');
+  const err = readFileSync(errFile, 'utf8');
+  const num = (re) => {
+    const m = re.exec(err);
+    return m ? Number(m[1]) : null;
+  };
+  const lines = readFileSync(statsFile, 'utf8').trim().split('\n');
+  const stats = JSON.parse(lines[lines.length - 1]);
+  rmSync(statsFile, { force: true });
+  rmSync(errFile, { force: true });
+  return {
+    code,
+    seconds: load.seconds,
+    requests: load.requests,
+    captured: num(/(\d+) packets? captured/),
+    dropped: num(/(\d+) packets? dropped by kernel/),
+    hangscopePackets: stats.packets,
+    hangscopeExchanges: stats.exchanges,
+    pps: stats.packets / load.seconds,
+  };
+}
+
+// ---- main ----------------------------------------------------------------------------------------
+
+const loadStart = loadavg();
+const results = [];
+for (const s of sizeArgs) results.push(await benchSize(s));
+let live = null;
+if (withLive) {
+  const smallest = results.reduce((a, b) => (a.bytes <= b.bytes ? a : b));
+  process.stderr.write(`\n== live path (${smallest.size})\n`);
+  live = { pipe: await pipeRate(smallest.file, smallest.truth), loopback: await loopback() };
+}
+
+// ---- report ------------------------------------------------------------------------------------
+
+const cpu = cpus();
+console.log(`\nhangscope benchmark: ${cpu.length} x ${cpu[0]?.model ?? 'cpu'}, ${fmt(totalmem() / 1e9, 0)} GB RAM, node ${process.version}; seed ${seed}, median of ${runs} runs (tshark: 1)`);
+console.log(`load average at start ${loadStart.map((x) => fmt(x, 1)).join(' ')}, at end ${loadavg().map((x) => fmt(x, 1)).join(' ')} (other work on the machine inflates wall times; cpu = user + sys of the process)`);
+for (const r of results) {
+  const t = r.truth;
+  console.log(`\n${r.size}: ${fmt(r.bytes / MB, 0)} MB, ${fmtInt(t.packets)} packets, ${fmtInt(t.connections)} connections, ${fmtInt(t.requests)} HTTP exchanges`);
+  const hs = r.rows.find((x) => x.tool === 'hangscope');
+  const head = ['tool', 'wall s', 'cpu s', 'packets/s', 'MB/s', 'peak RSS MB', 'hangscope/tool wall', 'cpu'];
+  const table = [head];
+  const ratio = (a, b) => (!(b >= 0.01) ? '-' : `${fmt(a / b, 2)}x` + (a < b ? ` (${fmt(b / a, 1)}x faster)` : ''));
+  for (const row of r.rows) {
+    const mine = row === hs || !hs;
+    table.push([row.tool, fmt(row.wall, 3), fmt(row.cpu, 2), fmtInt(t.packets / row.wall), fmt(r.bytes / MB / row.wall, 0), fmt(row.rssMB, 0), mine ? '' : ratio(hs.wall, row.wall), mine ? '' : ratio(hs.cpu, row.cpu)]);
+  }
+  const w = head.map((_, i) => Math.max(...table.map((x) => String(x[i]).length)));
+  for (const x of table) console.log('  ' + x.map((c, i) => (i === 0 ? String(c).padEnd(w[i]) : String(c).padStart(w[i]))).join('  '));
+  if (r.problems.length > 0) for (const p of r.problems) console.log(`  CHECK FAILED: ${p}`);
+  else console.log('  checks: capinfos packets, hangscope packets/connections/exchanges/complete responses' + (r.rows.some((x) => x.tool === 'tshark') ? ', tshark requests/responses' : '') + ' = writer\'s counts');
+  if (!r.rows.some((x) => x.tool === 'tshark')) console.log(HAVE.tshark ? '  tshark: not run at this size (--no-tshark / --tshark-max)' : '  tshark: not installed');
+}
+if (results.length > 1) {
+  console.log('\nscaling (hangscope ndjson):');
+  for (const r of results) {
+    const hs = r.rows.find((x) => x.tool === 'hangscope');
+    const js = r.rows.find((x) => x.tool === 'hangscope json');
+    console.log(`  ${r.size.padEnd(5)} ${fmt((hs.wall * 1e6) / r.truth.packets, 3)} µs/packet, peak RSS ${fmt(hs.rssMB, 0)} MB` + (js ? `; json ${fmt((js.wall * 1e6) / r.truth.packets, 3)} µs/packet, ${fmt(js.rssMB, 0)} MB` : ''));
+  }
+}
+if (live) {
+  console.log('\nlive path:');
+  for (const p of live.pipe) console.log(`  ${p.what}: ${fmtInt(p.pps)} packets/s (${fmt(p.wall, 3)} s wall, peak RSS of hangscope ${fmt(p.rssMB, 0)} MB)`);
+  const l = live.loopback;
+  if (l.skipped) console.log(`  loopback capture: skipped (${l.skipped})`);
+  else
+    console.log(
+      `  tcpdump -i lo -U -w - | hangscope analyze - under bench/loadgen.js for ${fmt(l.seconds, 1)} s: ${fmtInt(l.pps)} packets/s, ` +
+        `${fmtInt(l.requests)} requests; tcpdump captured ${l.captured}, dropped by kernel ${l.dropped}; hangscope read ${l.hangscopePackets} packets, ${l.hangscopeExchanges} exchanges` +
+        (l.captured === l.hangscopePackets && l.dropped === 0 && l.hangscopeExchanges === l.requests ? ' (no loss)' : ' (LOSS or mismatch)'),
+    );
+}
+writeFileSync(path.join(dir, 'results.json'), JSON.stringify({ date: new Date().toISOString(), cpus: cpu.length, node: process.version, seed, runs, results, live }, null, 1));
+const failed = results.some((r) => r.problems.length > 0);
+process.exit(failed ? 1 : 0);
