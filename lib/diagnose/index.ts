@@ -47,6 +47,8 @@ const MAX_ABORTS = 10_000;
 const MAX_ROUTES = 2_000;
 const MAX_HONORED_REPORTED = 20;
 const RECENT_REQUESTS = 64;
+/** Per-socket socket-reuse findings for sockets with no failure, at most (failing sockets always get one). */
+const MAX_QUIET_REUSE = 100;
 
 interface RouteStats {
   total: number;
@@ -92,6 +94,8 @@ export class Diagnoser {
   private readonly routes = new Map<string, RouteStats>();
   private readonly pairs = new Map<string, PairState>();
   private lastTs: Micros = 0;
+  /** Sockets that carried several requests, all complete. */
+  private quietReuse = 0;
 
   constructor(o: DiagnoseOptions = {}) {
     this.o = {
@@ -127,7 +131,11 @@ export class Diagnoser {
     ];
     // stale-connection explains a silent socket better than a generic abort.
     const stale = out.some((f) => f.code === 'stale-connection');
-    const result = stale ? out.filter((f) => f.code !== 'client-abort-before-response') : out;
+    let result = stale ? out.filter((f) => f.code !== 'client-abort-before-response') : out;
+    // Reuse without a failure is context, not news: report it for the first sockets only, count the rest.
+    const reuse = result.find((f) => f.code === 'socket-reuse');
+    if (reuse !== undefined && reuse.evidence.failedIndex === null && ++this.quietReuse > MAX_QUIET_REUSE)
+      result = result.filter((f) => f !== reuse);
     if (abort !== null && !race.explained.has(abort.exchange.index) && !stale) {
       if (this.aborts.length < MAX_ABORTS) this.aborts.push(abort);
       else this.abortsDropped++;
@@ -138,7 +146,18 @@ export class Diagnoser {
 
   /** Capture-wide findings, once all connections are finished. */
   finish(): Finding[] {
-    return [...this.timeoutSignature(), ...this.reusePattern(), ...this.closeHonored()];
+    const out = [...this.timeoutSignature(), ...this.reusePattern(), ...this.closeHonored()];
+    if (this.quietReuse > MAX_QUIET_REUSE)
+      out.push({
+        code: 'socket-reuse',
+        severity: 'info',
+        connection: null,
+        exchange: null,
+        ts: null,
+        summary: `${this.quietReuse} sockets carried several requests that all completed; the first ${MAX_QUIET_REUSE} are listed.`,
+        evidence: { socketsReused: this.quietReuse, listed: MAX_QUIET_REUSE },
+      });
+    return out;
   }
 
   private aggregate(rec: ConnectionRecord): void {

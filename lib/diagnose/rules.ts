@@ -402,23 +402,28 @@ export function ruleSlowFirstByte(rec: ConnectionRecord, o: RuleOptions): Findin
   return out;
 }
 
-/** socket-reuse (per socket): which requests this socket carried, in order, when a later one failed. */
+/** socket-reuse (per socket): which requests a socket carried, in order, when it carried more than one. */
 export function ruleSocketReuse(rec: ConnectionRecord, o: RuleOptions): Finding[] {
   if (rec.exchanges.length < 2) return [];
-  const failed = rec.exchanges.findIndex((ex, i) => i > 0 && ex.outcome !== 'complete');
-  if (failed < 0) return [];
-  const chain = rec.exchanges.map((ex) => label(ex, o));
+  const failedAt = rec.exchanges.findIndex((ex, i) => i > 0 && ex.outcome !== 'complete');
+  const chain = rec.exchanges.slice(0, 8).map((ex) => label(ex, o));
+  const more = rec.exchanges.length > 8 ? ` and ${rec.exchanges.length - 8} more` : '';
+  const failed = failedAt >= 0 ? rec.exchanges[failedAt]! : null;
   return [
     {
       code: 'socket-reuse',
       severity: 'info',
       connection: rec.id,
-      exchange: rec.exchanges[failed]!.index,
-      ts: rec.exchanges[failed]!.requestStart,
-      summary: `Socket ${rec.client.port} carried ${chain.join(' then ')}; ${label(rec.exchanges[failed]!, o)} (request ${failed + 1} on the socket) did not complete.`,
+      exchange: failed !== null ? failed.index : rec.exchanges[1]!.index,
+      ts: failed !== null ? failed.requestStart : rec.exchanges[1]!.requestStart,
+      summary:
+        `Socket ${rec.client.port} carried ${chain.join(' then ')}${more}` +
+        (failed !== null ? `; ${label(failed, o)} (request ${failedAt + 1} on the socket) did not complete.` : '.'),
       evidence: {
         clientPort: rec.client.port,
-        chain: rec.exchanges.map((ex) => ({ ...exRef(ex, o), outcome: ex.outcome })),
+        requests: rec.exchanges.length,
+        failedIndex: failed !== null ? failed.index : null,
+        chain: rec.exchanges.slice(0, 50).map((ex) => ({ ...exRef(ex, o), outcome: ex.outcome })),
       },
     },
   ];

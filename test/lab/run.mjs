@@ -17,6 +17,7 @@
 import { mkdirSync, rmSync, copyFileSync, writeFileSync, statSync, existsSync, readFileSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
 import path from 'node:path';
+import http from 'node:http';
 import {
   REPO, PYTHON, startUvicorn, startNodeServer, startClient, startTcpdump, stopTcpdump, stopProcess, stopAll,
   waitExit, waitFor, waitForLine, readJsonLines, readText, has, run, nsRun,
@@ -293,18 +294,30 @@ const SCENARIOS = [
   {
     name: 'g-close-wait',
     port: 8007,
-    description: 'CLOSE-WAIT: a raw net.Socket client (allowHalfOpen: true) sends one keep-alive GET to a Node http server (keepAliveTimeout 1000 ms); the server closes the idle connection (FIN), the client never closes its side. The capture ends with the client in CLOSE-WAIT (ss -tan in truth.ss).',
+    description: 'CLOSE-WAIT: a raw net.Socket client (allowHalfOpen: true) sends one keep-alive GET to a Node http server (keepAliveTimeout 1000 ms); the server closes the idle connection (FIN), the client never closes its side. The capture goes on 3 s past the FIN (ss -tan in truth.ss, then one health-check request on a fresh connection) and ends with the client in CLOSE-WAIT.',
     async run(ctx) {
       const server = () => startNodeServer({ port: ctx.port, logFile: ctx.serverLog, keepAliveTimeout: 1000 });
       await withServerAndCapture(ctx, { server }, async () => {
         const c = startClient('half-open.mjs', ['--host', '127.0.0.1', '--port', String(ctx.port), '--hold-ms', '8000'], { logFile: ctx.clientLog, stderrFile: ctx.clientErr });
         try {
           await waitForLine('the server FIN', ctx.clientLog, (l) => l.event === 'half-open', 10_000, c);
-          await delay(1000);
+          // A CLOSE-WAIT hang is about time passing: keep capturing 3 s past the FIN.
+          await delay(3000);
           const cmd = ['-tan', `( sport = :${ctx.port} or dport = :${ctx.port} )`];
           const output = run('ss', cmd);
           ctx.ss = { ts: nowUs(), command: `ss ${cmd[0]} '${cmd[1]}'`, output: output.trimEnd().split('\n'), sockets: parseSs(output) };
           labEvent(ctx, 'ss-snapshot', { states: ctx.ss.sockets.map((s) => `${s.local}->${s.peer} ${s.state}`) });
+          // Other traffic goes on meanwhile, as it does in production: one health check on a fresh
+          // connection (Connection: close), so the capture shows the time that passed after the FIN.
+          const status = await new Promise((resolve) => {
+            const req = http.get({ host: '127.0.0.1', port: ctx.port, path: '/files/health?detail=summary', agent: false }, (res) => {
+              res.resume();
+              res.on('end', () => resolve(res.statusCode));
+            });
+            req.on('error', (e) => resolve(e.message));
+          });
+          labEvent(ctx, 'health-check', { status });
+          await delay(300);
         } catch (e) {
           await stopProcess(c, 'SIGKILL', 500);
           throw e;
@@ -321,7 +334,7 @@ const SCENARIOS = [
       return {
         findings: ['half-close-stuck'],
         notFindings: ['client-abort-before-response', 'client-timeout-signature', 'server-reset', 'keepalive-race', 'socket-reuse', 'server-close-mid-response', 'stale-connection', 'heartbeat-bytes', 'slow-first-byte'],
-        notes: `The server sent FIN ~1 s after the response (its keep-alive timeout); the client read it and never sent its own FIN. ss ${(t.ss.ts - t.captureFacts?.[0]?.serverFin?.ts).toFixed(3)} s after the FIN: ${cw ? `${cw.local} in CLOSE-WAIT` : 'no CLOSE-WAIT socket (unexpected)'}, the server side in ${t.ss?.sockets.find((s) => s.state !== 'LISTEN' && s.local.endsWith(`:${t.server.port}`))?.state ?? '?'}. The capture ends there, with the connection half-closed.`,
+        notes: `The server sent FIN ~1 s after the response (its keep-alive timeout); the client read it and never sent its own FIN. ss ${(t.ss.ts - t.captureFacts?.[0]?.serverFin?.ts).toFixed(3)} s after the FIN: ${cw ? `${cw.local} in CLOSE-WAIT` : 'no CLOSE-WAIT socket (unexpected)'}, the server side in ${t.ss?.sockets.find((s) => s.state !== 'LISTEN' && s.local.endsWith(`:${t.server.port}`))?.state ?? '?'}. The capture ends after a health check on a fresh connection, with that connection still half-closed.`,
       };
     },
   },
