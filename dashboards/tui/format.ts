@@ -186,7 +186,10 @@ export function renderTimeline(row: SocketRow, width: number, clock: Micros, max
     if (row.history.includes(side === 'client' ? 'S' : 'h')) track[0] = hs;
     for (const c of row.closes) {
       if (c.by !== side) continue;
-      track[pos(c.ts)] = c.kind === 'FIN' ? 'F' : 'R';
+      // A FIN and an RST close together share a column at this scale: put the later one beside it.
+      const p = pos(c.ts);
+      const free = [0, 1, -1, 2, -2].map((d) => p + d).find((q) => q >= 0 && q < trackW && track[q] === TL.base);
+      track[free ?? p] = c.kind === 'FIN' ? 'F' : 'R';
       activity.push({ from: c.ts, to: c.ts });
     }
     const ep = side === 'client' ? row.client : row.server;
