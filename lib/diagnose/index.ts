@@ -42,6 +42,8 @@ export interface DiagnoseOptions {
 
 /** Aborts whose delays agree within this much form one signature (the "5.00 s +/- 20 ms"). */
 const SIGNATURE_TOLERANCE: Micros = 20_000;
+/** Delays shorter than this are not a timer's. */
+const MIN_TIMER: Micros = 100_000;
 /** Bounds on the capture-wide aggregates. */
 const MAX_ABORTS = 10_000;
 const MAX_ROUTES = 2_000;
@@ -232,6 +234,8 @@ export class Diagnoser {
       .sort((a, b) => b.count - a.count || a.spread - b.spread);
     if (best.length === 0) return [];
     const top = best[0]!;
+    // Under 100 ms no timer is at work (a client that half-closes right after its request, say).
+    if (top.center < MIN_TIMER) return [];
     const other = best[1];
     const both = other !== undefined && other.count === top.count && Math.abs(other.center - top.center) <= SIGNATURE_TOLERANCE;
     const n = this.aborts.length;

@@ -39,6 +39,7 @@ export function s6(us: Micros): number {
 /** "5.001 s" in sentences. */
 export function fmtS(us: Micros): string {
   const v = us / 1e6;
+  if (Math.abs(us) < 1000) return `${Math.round(us)} µs`;
   if (Math.abs(v) >= 100) return `${v.toFixed(0)} s`;
   if (Math.abs(v) >= 1) return `${v.toFixed(3)} s`;
   return `${(us / 1000).toFixed(1)} ms`;
@@ -62,6 +63,15 @@ function exRef(ex: Exchange, o: RuleOptions): Record<string, unknown> {
     status: ex.status,
     userAgent: ex.requestHeaders['user-agent'] ?? null,
   };
+}
+
+/**
+ * Bytes of the exchange the capture does not hold (snaplen, capture loss) make
+ * its timing unknowable: the first response byte may be among them. Such
+ * exchanges are not judged; the gap shows in the connection's gapBytes.
+ */
+function judgeable(ex: Exchange): boolean {
+  return ex.gapBytes === 0;
 }
 
 function hasConnectionClose(headers: Record<string, string>): boolean {
@@ -101,7 +111,7 @@ export function clientAbort(rec: ConnectionRecord): ClientAbort | null {
   if (c === null) return null;
   for (let i = 0; i < rec.exchanges.length; i++) {
     const ex = rec.exchanges[i]!;
-    if (!noResponseByteAt(ex, c.ts)) continue;
+    if (!noResponseByteAt(ex, c.ts) || !judgeable(ex)) continue;
     const previous = i > 0 ? rec.exchanges[i - 1]! : null;
     return {
       conn: rec.id,
@@ -165,7 +175,7 @@ export function ruleKeepaliveRace(rec: ConnectionRecord, o: RuleOptions): { find
   const findings: Finding[] = [];
   for (let i = 0; i < rec.exchanges.length; i++) {
     const ex = rec.exchanges[i]!;
-    if (ex.outcome === 'complete' || ex.responseStart !== null) continue;
+    if (ex.outcome === 'complete' || ex.responseStart !== null || !judgeable(ex)) continue;
     const gap = ex.requestStart - fin.ts;
     if (Math.abs(gap) > o.raceWindow) continue;
     // The FIN must close an idle connection: nothing in flight before this request.
@@ -216,7 +226,7 @@ export function ruleServerClose(rec: ConnectionRecord, o: RuleOptions, explained
     // After the client closed first, the server's RST/FIN is an answer, not the cause.
     if (clientFirst !== null && clientFirst.ts < close.ts && abort !== null) continue;
     for (const ex of rec.exchanges) {
-      if (explained.has(ex.index) || !inFlightAt(ex, close.ts)) continue;
+      if (explained.has(ex.index) || !inFlightAt(ex, close.ts) || !judgeable(ex)) continue;
       // A close-delimited body ends with the server's FIN: that is how it completes.
       if (code === 'server-close-mid-response' && ex.outcome === 'complete') continue;
       const started = ex.responseStart !== null && ex.responseStart <= close.ts;
@@ -229,7 +239,7 @@ export function ruleServerClose(rec: ConnectionRecord, o: RuleOptions, explained
         summary:
           `The server ${close.kind === 'RST' ? 'reset' : 'closed'} the connection ${fmtS(close.ts - ex.requestStart)} into ${label(ex, o)}, ` +
           (started
-            ? `after ${ex.responseBodyBytes} body bytes of a ${ex.status ?? '?'} response that was not finished.`
+            ? `after ${ex.responseBodyBytes} body bytes of ${ex.status !== null ? `a ${ex.status} response` : 'a response without a status line (HTTP/0.9)'} that was not finished.`
             : 'before any response byte.'),
         evidence: {
           closeKind: close.kind,
@@ -257,6 +267,8 @@ export function ruleHalfClose(rec: ConnectionRecord, o: RuleOptions, captureEnd:
   const peerClose = firstClose(rec, peer);
   // An RST from the side that sent the FIN ends the connection for both: nothing is left in CLOSE-WAIT.
   if (peerClose === null && firstClose(rec, first.by, 'RST') !== null) return [];
+  // A one-sided capture (the peer's packets are not in it) cannot tell whether the peer closed.
+  if (rec.packets[peer === 'client' ? 0 : 1] === 0) return [];
   // A server that got the client's FIN while still working on a request closes when it is done: that is not stuck.
   if (peer === 'server' && rec.exchanges.some((ex) => inFlightAt(ex, first.ts))) return [];
   const waited = (peerClose?.ts ?? captureEnd) - first.ts;
@@ -289,7 +301,7 @@ export function ruleHalfClose(rec: ConnectionRecord, o: RuleOptions, captureEnd:
 export function ruleStale(rec: ConnectionRecord, o: RuleOptions): Finding[] {
   for (let i = 0; i < rec.exchanges.length; i++) {
     const ex = rec.exchanges[i]!;
-    if (ex.responseStart !== null) continue;
+    if (ex.responseStart !== null || !judgeable(ex)) continue;
     const reused = i > 0 || !rec.synSeen;
     if (!reused) continue;
     const serverLive = rec.lastLiveTs[1];
@@ -357,7 +369,7 @@ export function ruleHeartbeat(rec: ConnectionRecord, o: RuleOptions): Finding[] 
   const out: Finding[] = [];
   for (const ex of rec.exchanges) {
     // Only a response that completed: an unfinished one is a failure the close rules describe.
-    if (ex.responseStart === null || ex.responseEnd === null) continue;
+    if (ex.responseStart === null || ex.responseEnd === null || !judgeable(ex)) continue;
     const end = ex.responseEnd;
     const trickle = end - ex.responseStart;
     // Few bytes over a long time: bytes sent to keep the exchange alive, not a large download.
@@ -385,7 +397,7 @@ export function ruleHeartbeat(rec: ConnectionRecord, o: RuleOptions): Finding[] 
 export function ruleSlowFirstByte(rec: ConnectionRecord, o: RuleOptions): Finding[] {
   const out: Finding[] = [];
   for (const ex of rec.exchanges) {
-    if (ex.responseStart === null) continue;
+    if (ex.responseStart === null || !judgeable(ex)) continue;
     const base = ex.requestEnd ?? ex.requestStart;
     const ttfb = ex.responseStart - base;
     if (ttfb <= o.slowFirstByte) continue;
