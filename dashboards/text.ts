@@ -47,6 +47,10 @@ function closeAfter(rec: ConnectionRecord, ex: Exchange): string {
   return `, ${c.by} ${c.kind} after ${fmtDuration(c.ts - ex.requestStart)}`;
 }
 
+function plural(n: number, what: string): string {
+  return `${n} ${what}${n === 1 ? '' : 's'}`;
+}
+
 function shorten(s: string, n: number): string {
   return s.length <= n ? s : `${s.slice(0, n - 1)}…`;
 }
@@ -102,7 +106,7 @@ export function renderText(a: Analysis, o: TextOptions = {}): string {
   const out: string[] = [];
   const span = e.firstTs !== null && e.lastTs !== null ? `, ${fmtDuration(e.lastTs - e.firstTs)} of traffic` : '';
   out.push(
-    `hangscope: ${a.source.name}: ${e.packets} packets, ${e.connections} TCP connections, ${e.exchanges} HTTP exchanges${span}`,
+    `hangscope: ${a.source.name}: ${plural(e.packets, 'packet')}, ${plural(e.connections, 'TCP connection')}, ${plural(e.exchanges, 'HTTP exchange')}${span}`,
   );
 
   const findings = [...a.findings].sort((x, y) => SEVERITY_ORDER[x.severity] - SEVERITY_ORDER[y.severity] || (x.ts ?? 0) - (y.ts ?? 0));

@@ -72,8 +72,11 @@ export function buildVerdict(findings: Finding[]): Verdict | null {
       if (prev) parts.push(`the socket had carried ${req(prev)}${prev.userAgent ? ` from ${prev.userAgent}` : ''} first`);
       const delay = typeof se.delay === 'number' ? se.delay : e.sinceRequestStart;
       const high = (se.count ?? 0) > 1 || nearWholeSecond(delay);
+      const axios = typeof prev?.userAgent === 'string' && /^axios\//i.test(prev.userAgent);
       const advice = prev
-        ? `Send the first response byte before ${sec(delay)} (heartbeat bytes), or close the socket after ${req(prev)} (Connection: close), or give the slow call its own agent; look for a ${sec(delay)} timeout on the earlier call that stays armed on the pooled socket.`
+        ? `Send the first response byte before ${sec(delay)} (heartbeat bytes), or close the socket after ${req(prev)} (Connection: close), or give the slow call its own agent. ` +
+          `Look for a ${sec(delay)} idle timeout on the pooled socket (Node 20's default agent arms one) and for what the earlier call left on the socket` +
+          (axios ? ': axios (through follow-redirects) leaves a listener that destroys the socket when that timer fires.' : '.')
         : `Find the client's ${sec(delay)} timer (request timeout, socket idle timeout, proxy timeout) and raise it above the server's response time, or send the first response byte sooner.`;
       return {
         headline: `${parts.join('; ')}.`,
