@@ -48,9 +48,33 @@ program
   .option('--slow <seconds>', 'report a first response byte slower than this (slow-first-byte)', '5')
   .option('--show-secrets', 'do not redact Authorization, Cookie, API keys and token-like query parameters')
   .option('--no-color', 'no colours in the summary')
+  .option('--attach <url>', "show a running daemon's dashboard (e.g. http://127.0.0.1:9464) instead of capturing; without a terminal, its sockets and findings as lines (--format ndjson or text)")
   .action(async (opts) => {
     const { runWatch } = await import('./watch.js');
     await runWatch(opts);
+  });
+
+program
+  .command('daemon')
+  .description('capture for hours with nobody watching: rotating pcap files, findings as NDJSON, Prometheus /metrics and the dashboard for watch --attach')
+  .option('-i, --interface <name>', 'interface to capture on ("any": all of them)', 'any')
+  .option('-p, --port <port>', 'only connections whose server port is this (capture filter "tcp port N")')
+  .option('--filter <bpf>', 'capture filter (pcap-filter syntax), instead of or on top of --port')
+  .addOption(new Option('--source <source>', 'capture through tcpdump, or in-process through libpcap (npm pcap)').choices(['auto', 'tcpdump', 'libpcap']).default('auto'))
+  .option('-s, --snaplen <bytes>', 'keep at most this many bytes per frame (default: whole frames)')
+  .option('--dir <folder>', 'folder of the capture files and the NDJSON file (created with mode 0700)', 'hangscope-captures')
+  .option('--prefix <name>', 'capture file names: NAME-<UTC time>-<seq>.pcap (only files named so, made by this run, are ever deleted)', 'hangscope')
+  .option('--rotate-size <size>', 'start a new capture file when the current one would grow past this (bytes, or k/M/G)', '100M')
+  .option('--rotate-count <n>', 'keep the newest N capture files, delete older ones', '10')
+  .option('--ndjson <file>', 'append findings (and with --connections, finished sockets) as NDJSON lines here (mode 0600; default DIR/PREFIX.ndjson)')
+  .option('--connections', 'also append every finished socket to the NDJSON file')
+  .option('--metrics-listen <host:port>', 'where /metrics, /events and /state are served', '127.0.0.1:9464')
+  .option('-d, --duration <seconds>', 'stop after this long')
+  .option('--slow <seconds>', 'report a first response byte slower than this (slow-first-byte)', '5')
+  .option('--show-secrets', 'do not redact Authorization, Cookie, API keys and token-like query parameters (NDJSON and dashboard)')
+  .action(async (opts) => {
+    const { runDaemon } = await import('./daemon.js');
+    await runDaemon(opts);
   });
 
 program

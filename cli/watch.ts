@@ -38,6 +38,8 @@ export interface WatchCliOptions {
   slow?: string;
   showSecrets?: boolean;
   color?: boolean;
+  /** Show a running daemon's dashboard (cli/attach.ts) instead of capturing. */
+  attach?: string;
 }
 
 /** Sockets and findings kept for the final report (the text summary); beyond, only counts. */
@@ -102,6 +104,12 @@ function snaplenNote(snaplen: number): string | null {
 }
 
 export async function runWatch(o: WatchCliOptions): Promise<void> {
+  if (o.attach !== undefined) {
+    if (o.write !== undefined || o.count !== undefined)
+      throw new UserError('--attach shows what a daemon captures: --write and --count are for watch\'s own capture (the daemon keeps the files in its --dir)');
+    const { runAttach } = await import('./attach.js');
+    return runAttach({ url: o.attach, format: o.format, output: o.output, durationUs: parseSeconds(o.duration, '--duration') });
+  }
   const port = parsePort(o.port);
   const slow = parseSeconds(o.slow, '--slow');
   const durationUs = parseSeconds(o.duration, '--duration');

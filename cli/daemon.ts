@@ -1,0 +1,413 @@
+/**
+ * `hangscope daemon`: live capture for repros that take hours, with nobody
+ * watching. The same live source and engine as `watch`, and:
+ *
+ *  - the packets kept as evidence in rotating pcap files (bounded size and
+ *    count, mode 0600, each file a valid capture: lib/capture/rotate.ts);
+ *  - findings (and, with --connections, finished sockets) appended as NDJSON
+ *    lines to a file, the same lines `watch --format ndjson` prints, between
+ *    a `start` line and a `stats` line per run;
+ *  - an HTTP listener, 127.0.0.1:9464 by default, serving Prometheus
+ *    /metrics (dashboards/metrics.ts) and the dashboard's view model as
+ *    /events (server-sent events) and /state (dashboards/attach.ts), which
+ *    `hangscope watch --attach URL` renders.
+ *
+ * SIGINT / SIGTERM stop it cleanly: the live source is stopped (its last
+ * packets are delivered), open connections are finished (their findings
+ * written), the capture file is closed, the NDJSON file flushed and closed,
+ * attached dashboards get the final state, and the listener is closed.
+ */
+import { closeSync, fchmodSync, fsyncSync, openSync, writeSync } from 'node:fs';
+import * as http from 'node:http';
+import { createRequire } from 'node:module';
+import { isIP } from 'node:net';
+import { join, resolve } from 'node:path';
+import { DashboardFeed } from '../dashboards/attach.js';
+import { EngineMetrics } from '../dashboards/metrics.js';
+import { DashboardStore } from '../dashboards/tui/model.js';
+import { FULL_SNAPLEN, buildFilter, startLiveCapture, type CaptureCounters, type LiveCapture, type LiveSourceChoice } from '../lib/capture/live.js';
+import { RotatingPcapWriter, parseSize } from '../lib/capture/rotate.js';
+import { Engine, toReport } from '../lib/index.js';
+import { connectionToJSON, findingToJSON } from '../lib/report/index.js';
+import { UserError } from '../lib/types.js';
+import { parsePort, parseSeconds } from './analyze.js';
+
+const require = createRequire(import.meta.url);
+const pkg = require('../../package.json') as { version: string };
+
+export interface DaemonCliOptions {
+  interface?: string;
+  port?: string;
+  filter?: string;
+  source?: string;
+  snaplen?: string;
+  dir?: string;
+  prefix?: string;
+  rotateSize?: string;
+  rotateCount?: string;
+  ndjson?: string;
+  connections?: boolean;
+  metricsListen?: string;
+  duration?: string;
+  slow?: string;
+  showSecrets?: boolean;
+}
+
+export const DEFAULT_LISTEN = '127.0.0.1:9464';
+export const DEFAULT_DIR = 'hangscope-captures';
+export const DEFAULT_ROTATE_SIZE = '100M';
+export const DEFAULT_ROTATE_COUNT = '10';
+/** Finished sockets kept for the dashboard's table. */
+const DASHBOARD_ROWS = 200;
+
+/** "127.0.0.1:9464", "[::1]:9464", "localhost:9464", ":9464" or "9464" (loopback). */
+export function parseListen(v: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]*)):(\d+)$/.exec(v.trim()) ?? /^()()(\d+)$/.exec(v.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (m === null || !Number.isInteger(port) || port < 0 || port > 65535)
+    throw new UserError(`--metrics-listen wants HOST:PORT such as 127.0.0.1:9464 or [::1]:9464, not "${v}"`);
+  const host = m[1] ?? (m[2] !== '' && m[2] !== undefined ? m[2] : '127.0.0.1');
+  return { host, port };
+}
+
+function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || (isIP(h) === 4 && h.startsWith('127.'));
+}
+
+/**
+ * Appends NDJSON lines: findings are written at once (they are what the run
+ * is for), other lines are buffered up to 64 KiB or one second. Each write is
+ * one write(2) of whole lines, so a reader never sees half a line from us.
+ */
+class NdjsonAppender {
+  private fd: number | null;
+  private buf: string[] = [];
+  private size = 0;
+  private readonly timer: NodeJS.Timeout;
+  lines = 0;
+  errors = 0;
+
+  constructor(readonly path: string) {
+    try {
+      this.fd = openSync(path, 'a', 0o600);
+      fchmodSync(this.fd, 0o600);
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      const why = err.code === 'ENOENT' ? 'no such directory' : err.code === 'EACCES' ? 'permission denied' : err.message;
+      throw new UserError(`cannot write ${path}: ${why}.`);
+    }
+    this.timer = setInterval(() => this.flush(), 1000);
+    this.timer.unref();
+  }
+
+  line(obj: unknown, now = false): void {
+    if (this.fd === null) return;
+    const s = `${JSON.stringify(obj)}\n`;
+    this.buf.push(s);
+    this.size += s.length;
+    this.lines++;
+    if (now || this.size >= 64 * 1024) this.flush();
+  }
+
+  flush(): void {
+    if (this.fd === null || this.buf.length === 0) return;
+    const text = this.buf.join('');
+    this.buf = [];
+    this.size = 0;
+    try {
+      writeSync(this.fd, text);
+    } catch (e) {
+      // A full disk must not stop the capture; the count shows in the summary.
+      this.errors++;
+      if (this.errors === 1) process.stderr.write(`hangscope: cannot write ${this.path}: ${(e as Error).message}\n`);
+    }
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    this.flush();
+    if (this.fd !== null) {
+      try {
+        fsyncSync(this.fd);
+      } catch {
+        /* not every file system syncs */
+      }
+      closeSync(this.fd);
+    }
+    this.fd = null;
+  }
+}
+
+function parseCount(v: string, flag: string, min: number, max: number): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw new UserError(`${flag} wants a whole number from ${min} to ${max}, not "${v}"`);
+  return n;
+}
+
+function counterText(kind: string, c: CaptureCounters): string {
+  const parts: string[] = [];
+  if (c.received !== null) parts.push(`${c.received} packets received by the filter`);
+  parts.push(c.dropped === null ? 'drops unknown' : `${c.dropped} dropped by the kernel`);
+  if (c.ifDropped) parts.push(`${c.ifDropped} dropped by the interface`);
+  return `${kind}: ${parts.join(', ')}`;
+}
+
+function listen(server: http.Server, host: string, port: number): Promise<number> {
+  return new Promise((res, rej) => {
+    const onError = (e: NodeJS.ErrnoException): void => {
+      const why =
+        e.code === 'EADDRINUSE'
+          ? 'the port is in use (another daemon?)'
+          : e.code === 'EADDRNOTAVAIL'
+            ? 'no such local address'
+            : e.code === 'EACCES'
+              ? 'permission denied'
+              : e.message;
+      rej(new UserError(`cannot listen on ${host}:${port} for /metrics: ${why}; choose another with --metrics-listen.`));
+    };
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      const a = server.address();
+      res(typeof a === 'object' && a !== null ? a.port : port);
+    });
+  });
+}
+
+export async function runDaemon(o: DaemonCliOptions): Promise<void> {
+  const port = parsePort(o.port);
+  const slow = parseSeconds(o.slow, '--slow');
+  const durationUs = parseSeconds(o.duration, '--duration');
+  const snaplen = o.snaplen !== undefined ? parseCount(o.snaplen, '--snaplen', 64, FULL_SNAPLEN) : FULL_SNAPLEN;
+  const source = (o.source ?? 'auto') as LiveSourceChoice;
+  if (!['auto', 'tcpdump', 'libpcap'].includes(source)) throw new UserError(`--source is one of auto, tcpdump, libpcap (not "${o.source}")`);
+  const rotateSize = parseSize(o.rotateSize ?? DEFAULT_ROTATE_SIZE, '--rotate-size');
+  const rotateCount = parseCount(o.rotateCount ?? DEFAULT_ROTATE_COUNT, '--rotate-count', 1, 1_000_000);
+  const { host, port: listenPort } = parseListen(o.metricsListen ?? DEFAULT_LISTEN);
+  const iface = o.interface ?? 'any';
+  const filter = buildFilter(port, o.filter);
+  const showSecrets = o.showSecrets === true;
+  const dir = resolve(o.dir ?? DEFAULT_DIR);
+
+  // Files first (a bad folder is the user's to fix before anything starts), then the listener, then the capture.
+  const rotator = new RotatingPcapWriter({
+    dir,
+    ...(o.prefix !== undefined ? { prefix: o.prefix } : {}),
+    maxBytes: rotateSize,
+    maxFiles: rotateCount,
+    snaplen,
+    onError: (e) => process.stderr.write(`hangscope: cannot write the capture file: ${e.message}; still capturing, retrying later\n`),
+  });
+  const ndjsonPath = resolve(o.ndjson ?? join(dir, `${rotator.prefix}.ndjson`));
+  const nd = new NdjsonAppender(ndjsonPath);
+
+  const startedWall = Date.now();
+  const store = new DashboardStore({
+    source: { kind: 'tcpdump', name: iface, filter, snaplen: snaplen < FULL_SNAPLEN ? snaplen : null, port },
+    showSecrets,
+    maxRows: DASHBOARD_ROWS,
+    clock: () => Date.now() * 1000,
+    elapsed: () => (Date.now() - startedWall) * 1000,
+    ...(slow !== undefined ? { slow } : {}),
+  });
+  const metrics = new EngineMetrics();
+  const hello = {
+    tool: 'hangscope',
+    version: pkg.version,
+    pid: process.pid,
+    startedAt: startedWall / 1000,
+    interface: iface,
+    filter,
+    showSecrets,
+  };
+  const feed = new DashboardFeed(store, { showSecrets, hello });
+
+  const engine = new Engine({
+    port,
+    showSecrets,
+    ...(slow !== undefined ? { slowFirstByte: slow } : {}),
+    onOpen: (conn) => {
+      store.onOpen(conn);
+      metrics.onOpen();
+    },
+    onExchange: (conn, ex) => {
+      store.onExchange(conn, ex);
+      metrics.onExchange(conn, ex);
+    },
+    onConnection: (rec) => {
+      store.onConnection(rec);
+      metrics.onConnection(rec);
+      feed.connection(rec);
+      if (o.connections === true) nd.line({ type: 'connection', ...connectionToJSON(rec, { showSecrets }) });
+    },
+    onFinding: (f) => {
+      store.onFinding(f);
+      metrics.onFinding(f);
+      feed.finding(f);
+      nd.line({ type: 'finding', ...findingToJSON(f) }, true);
+    },
+  });
+  store.attach(engine);
+
+  let capture: LiveCapture | null = null;
+  metrics.attach(engine, () => capture?.counters() ?? null);
+  metrics.attachFiles(() => rotator);
+
+  const loopback = isLoopbackHost(host);
+  const server = http.createServer((req, res) => {
+    // Bound to loopback: answer only requests addressed to loopback, so a web page cannot read the
+    // endpoint through DNS rebinding (its Host header then names the attacker's domain).
+    const h = (req.headers.host ?? '').replace(/:\d+$/, '');
+    if (loopback && !isLoopbackHost(h)) {
+      res.writeHead(403, { 'content-type': 'text/plain; charset=utf-8' }).end('hangscope: requests must be addressed to a loopback host\n');
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' }).end('hangscope: read-only\n');
+      return;
+    }
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/metrics') {
+      metrics.metrics().then(
+        (text) => res.writeHead(200, { 'content-type': metrics.contentType }).end(req.method === 'HEAD' ? undefined : text),
+        (e: unknown) => res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' }).end(`hangscope: ${(e as Error).message}\n`),
+      );
+    } else if (path === '/events') feed.events(req, res);
+    else if (path === '/state') feed.state(req, res);
+    else if (path === '/') {
+      res
+        .writeHead(200, { 'content-type': 'text/plain; charset=utf-8' })
+        .end('hangscope daemon\n/metrics  Prometheus metrics\n/events   dashboard events (server-sent events; `hangscope watch --attach URL`)\n/state    dashboard state (JSON)\n');
+    } else res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('hangscope: not found\n');
+  });
+  server.keepAliveTimeout = 65_000;
+  const boundPort = await listen(server, host, listenPort).catch((e: unknown) => {
+    rotator.close();
+    nd.close();
+    throw e;
+  });
+  const base = `http://${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
+
+  let stopReason: string | null = null;
+  let wake: () => void = () => {};
+  const stopped = new Promise<void>((r) => (wake = r));
+  const requestStop = (why: string): void => {
+    if (stopReason === null) {
+      stopReason = why;
+      wake();
+    }
+  };
+  const onSignal = (sig: NodeJS.Signals): void => {
+    // A second signal while stopping: give up waiting (every capture record is on disk already).
+    if (stopReason !== null) process.exit(130);
+    requestStop(sig);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  try {
+    capture = await startLiveCapture({
+      source,
+      iface,
+      filter,
+      snaplen,
+      anomalies: engine.anomalies,
+      onLinkType: (lt) => rotator.start(lt),
+      onPacket: (rec) => {
+        rotator.write(rec);
+        engine.packet(rec);
+      },
+    });
+  } catch (e) {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    rotator.close();
+    nd.close();
+    feed.end('the capture did not start');
+    server.closeAllConnections();
+    server.close();
+    throw e;
+  }
+  const cap = capture;
+  store.source.kind = cap.kind;
+  store.setStatus('daemon capturing');
+  nd.line(
+    {
+      type: 'start',
+      ts: startedWall / 1000,
+      tool: 'hangscope',
+      version: pkg.version,
+      pid: process.pid,
+      capture: { source: cap.kind, interface: iface, filter, snaplen },
+      files: { dir, pattern: rotator.pattern.source, rotateSize, rotateCount },
+      metrics: `${base}/metrics`,
+    },
+    true,
+  );
+  process.stderr.write(
+    `hangscope: daemon listening on ${iface} with ${cap.kind}, filter "${filter}"; ` +
+      `captures in ${dir} (${rotator.prefix}-*.pcap, newest ${rotateCount} of at most ${rotateSize} bytes); ` +
+      `findings to ${ndjsonPath}; metrics on ${base}/metrics; dashboard: hangscope watch --attach ${base}\n`,
+  );
+  if (!loopback) process.stderr.write(`hangscope: warning: ${host} is not a loopback address: anyone who can reach it sees the metrics and the dashboard (paths, hosts, timing)\n`);
+
+  const ticker = setInterval(() => {
+    engine.tick(Date.now() * 1000);
+    store.setCounters(cap.counters());
+  }, 1000);
+  const durationTimer = durationUs !== undefined ? setTimeout(() => requestStop(`${durationUs / 1e6} s elapsed`), durationUs / 1000) : null;
+  let endError: unknown = null;
+  cap.ended.then(
+    () => requestStop(`${cap.kind} stopped`),
+    (e: unknown) => {
+      endError = e;
+      requestStop(`${cap.kind} failed`);
+    },
+  );
+
+  await stopped;
+  const counters = await cap.stop();
+  clearInterval(ticker);
+  if (durationTimer !== null) clearTimeout(durationTimer);
+  engine.finish();
+  rotator.close();
+  store.setCounters(counters);
+  const stats = toReport({ engine, source: { name: iface, format: 'live', compressed: false }, connections: [], findings: [] }, { port, showSecrets }).stats;
+  nd.line({
+    type: 'stats',
+    ...stats,
+    drops: counters.dropped,
+    capture: {
+      source: cap.kind,
+      interface: iface,
+      filter,
+      snaplen,
+      received: counters.received,
+      dropped: counters.dropped,
+      ifDropped: counters.ifDropped,
+      written: rotator.packets,
+      lost: rotator.lost,
+      stoppedBy: stopReason,
+    },
+    files: { kept: rotator.files(), opened: rotator.filesOpened, deleted: rotator.filesDeleted, errors: rotator.errors },
+  });
+  nd.close();
+  store.setFinal(`daemon stopped (${stopReason})`);
+  feed.end(stopReason ?? 'stopped');
+  await new Promise<void>((r) => {
+    server.close(() => r());
+    server.closeAllConnections();
+  });
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+
+  const kept = rotator.files();
+  process.stderr.write(
+    `hangscope: daemon stopped (${stopReason}); ${counterText(cap.kind, counters)}; ` +
+      `${rotator.packets} packets in ${rotator.filesOpened} file${rotator.filesOpened === 1 ? '' : 's'} (${kept.length} kept, ${rotator.filesDeleted} rotated away${rotator.lost ? `, ${rotator.lost} packets not written` : ''}); ` +
+      `${nd.lines} lines appended to ${ndjsonPath}.\n`,
+  );
+  if (endError !== null) throw endError;
+  if (cap.holdsEventLoop) process.stdout.write('', () => process.exit(0));
+}
