@@ -132,6 +132,30 @@ export interface CloseEvent {
   frame: number;
   /** Time of the last payload byte, either direction, before this segment (null: none). */
   lastData: Micros | null;
+  /**
+   * Who sent it, when hangscope watched the kernel too (`watch --attribute`, lib/attribute/):
+   * 'process' (pid/comm closed or reset the socket), 'owner' (the kernel, for the socket pid/comm
+   * still held), 'kernel' (nobody: no socket, a socket already closed, a process that died; pid/comm
+   * then name the socket's last owner when known). Absent: not known.
+   */
+  attributed?: CloseAttribution;
+  pid?: number;
+  comm?: string;
+  /** Why the kernel sent it (kebab-case): no-socket, process-exited, abort-on-data, timewait-socket, … */
+  attributedReason?: string;
+  /** For a FIN: the socket it was sent to, as seen on this host (who sits in CLOSE-WAIT if it never closes). */
+  peer?: PeerSocket;
+}
+
+export type CloseAttribution = 'process' | 'kernel' | 'owner';
+
+/** The receiving end of a FIN, when it is on the host hangscope runs on (eBPF owner, `ss` sightings). */
+export interface PeerSocket {
+  /** The process owning that socket, or null when not known. */
+  pid: number | null;
+  comm: string | null;
+  /** What `ss` saw of it after the FIN, or null. */
+  ss: { state: string; process: string | null; pid: number | null; seenFor: Micros } | null;
 }
 
 export type ExchangeOutcome = 'complete' | 'no-response' | 'incomplete-response' | 'aborted';
