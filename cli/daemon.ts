@@ -251,7 +251,7 @@ export async function runDaemon(o: DaemonCliOptions): Promise<void> {
   store.attach(engine);
 
   let capture: LiveCapture | null = null;
-  metrics.attach(engine, () => capture?.counters() ?? null);
+  metrics.attach(engine, () => (capture !== null ? { source: capture.kind, counters: capture.counters() } : null));
   metrics.attachFiles(() => rotator);
 
   const loopback = isLoopbackHost(host);

@@ -16,9 +16,10 @@
  *                                                      (a 1xx counts), for exchanges that got one
  *   hangscope_packets_total, hangscope_bytes_total     frames and bytes captured (as the engine saw them)
  *   hangscope_open_connections                         connections the engine holds now
- *   hangscope_capture_received_packets                 the live source's "received by filter" (pcap_stats ps_recv)
- *   hangscope_capture_dropped_packets{where}           drops reported by the live source: where=kernel
- *                                                      (ps_drop: buffer full) or interface (ps_ifdrop)
+ *   hangscope_capture_received_packets{source}         the live source's "received by filter" (pcap_stats ps_recv)
+ *   hangscope_capture_dropped_packets{source,where}    drops reported by the live source (source=tcpdump|libpcap):
+ *                                                      where=kernel (ps_drop: buffer full) or interface (ps_ifdrop);
+ *                                                      both left out while the source has not reported them
  *   hangscope_anomalies_total{kind}                    damaged or odd packets, by anomaly name
  *   hangscope_capture_files_opened_total,              the rotating capture files (daemon): files started,
  *   hangscope_capture_files_deleted_total,             rotated away, bytes written, packets not written
@@ -48,6 +49,12 @@ export interface FileCounters {
   errors: number;
 }
 
+/** A live source's counters and its kind (tcpdump, libpcap). */
+export interface LiveCounters {
+  source: string;
+  counters: CaptureCounters;
+}
+
 export interface MetricsOptions {
   /** Also export Node's process metrics (memory, CPU, event loop lag) as hangscope_process_* / hangscope_nodejs_*. Default true. */
   processMetrics?: boolean;
@@ -56,7 +63,7 @@ export interface MetricsOptions {
 export class EngineMetrics {
   readonly registry = new Registry();
   private engine: Engine | null = null;
-  private capture: (() => CaptureCounters | null) | null = null;
+  private capture: (() => LiveCounters | null) | null = null;
   private files: (() => FileCounters) | null = null;
   /** Closes already counted, by the connection's `closes` array (the same array from Connection to ConnectionRecord). */
   private readonly counted = new WeakMap<CloseEvent[], number>();
@@ -141,24 +148,25 @@ export class EngineMetrics {
     new Gauge({
       name: 'hangscope_capture_received_packets',
       help: "Packets the capture filter accepted, as the live source reports them (pcap_stats ps_recv); absent when not known",
+      labelNames: ['source'],
       registers,
       collect() {
         const c = self.capture?.() ?? null;
         this.reset();
-        if (c !== null && c.received !== null) this.set(c.received);
+        if (c !== null && c.counters.received !== null) this.set({ source: c.source }, c.counters.received);
       },
     });
     new Gauge({
       name: 'hangscope_capture_dropped_packets',
       help: 'Packets dropped before hangscope saw them, as the live source reports them: where=kernel (buffer full, ps_drop) or interface (ps_ifdrop); absent when not known',
-      labelNames: ['where'],
+      labelNames: ['source', 'where'],
       registers,
       collect() {
         const c = self.capture?.() ?? null;
         this.reset();
         if (c === null) return;
-        if (c.dropped !== null) this.set({ where: 'kernel' }, c.dropped);
-        if (c.ifDropped !== null) this.set({ where: 'interface' }, c.ifDropped);
+        if (c.counters.dropped !== null) this.set({ source: c.source, where: 'kernel' }, c.counters.dropped);
+        if (c.counters.ifDropped !== null) this.set({ source: c.source, where: 'interface' }, c.counters.ifDropped);
       },
     });
     new Counter({
@@ -201,8 +209,8 @@ export class EngineMetrics {
     if (o.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'hangscope_' });
   }
 
-  /** The engine read at scrape time, and the live source's counters (null: not known). */
-  attach(engine: Engine, capture?: () => CaptureCounters | null): void {
+  /** The engine read at scrape time, and the live source's counters (null: no source yet). */
+  attach(engine: Engine, capture?: () => LiveCounters | null): void {
     this.engine = engine;
     this.capture = capture ?? null;
   }
