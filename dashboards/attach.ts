@@ -205,18 +205,25 @@ export class SseParser {
   private buf = '';
   private data: string[] = [];
   private name = '';
+  private afterCr = false;
   /** The last event ID seen (for Last-Event-ID on reconnect). */
   lastId: string | null = null;
 
   constructor(private readonly onEvent: (e: SseEvent) => void) {}
 
   push(chunk: string): void {
+    if (chunk === '') return;
+    // A CR ending the previous chunk may be the first half of a CRLF.
+    if (this.afterCr && chunk.startsWith('\n')) chunk = chunk.slice(1);
+    this.afterCr = false;
     this.buf += chunk;
     for (;;) {
       const nl = this.buf.search(/\r\n|\r|\n/);
       if (nl < 0) break;
       const line = this.buf.slice(0, nl);
-      this.buf = this.buf.slice(nl + (this.buf.startsWith('\r\n', nl) ? 2 : 1));
+      const crlf = this.buf.startsWith('\r\n', nl);
+      if (!crlf && this.buf[nl] === '\r' && nl === this.buf.length - 1) this.afterCr = true;
+      this.buf = this.buf.slice(nl + (crlf ? 2 : 1));
       this.line(line);
     }
     if (this.buf.length > 64 * 1024 * 1024) throw new Error('event stream line longer than 64 MiB');
