@@ -88,7 +88,8 @@ export async function runAnalyze(file: string, o: AnalyzeCliOptions): Promise<vo
   if (o.tui === true) {
     const speed = o.speed === undefined ? 0 : Number(o.speed);
     if (!Number.isFinite(speed) || speed < 0) throw new UserError(`--speed wants a multiple of the recorded speed (1 = as recorded), not "${o.speed}"`);
-    // Loaded on demand: plain reports do not need ink and React.
+    // Loaded on demand: plain reports do not need ink and React (production build, as for watch).
+    process.env.NODE_ENV ??= 'production';
     const { runReplayTui } = await import('./watch.js');
     await runReplayTui(file, { port, showSecrets: o.showSecrets === true, slow, speed });
     return;

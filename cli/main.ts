@@ -40,6 +40,7 @@ program
   .option('--filter <bpf>', 'capture filter (pcap-filter syntax), instead of or on top of --port')
   .addOption(new Option('--source <source>', 'capture through tcpdump, or in-process through libpcap (npm pcap)').choices(['auto', 'tcpdump', 'libpcap']).default('auto'))
   .option('-s, --snaplen <bytes>', 'keep at most this many bytes per frame (default: whole frames; lower it only under heavy load: bodies then lose their framing)')
+  .option('-B, --buffer-size <MiB>', 'kernel capture buffer (default 32); raise it if drops are reported under load')
   .option('-w, --write <file>', 'also write every captured packet to this pcap file (mode 0600), flushed packet by packet')
   .option('-d, --duration <seconds>', 'stop after this long')
   .option('-c, --count <packets>', 'stop after this many packets')
@@ -50,6 +51,8 @@ program
   .option('--no-color', 'no colours in the summary')
   .option('--attach <url>', "show a running daemon's dashboard (e.g. http://127.0.0.1:9464) instead of capturing; without a terminal, its sockets and findings as lines (--format ndjson or text)")
   .action(async (opts) => {
+    // React's production build for the dashboard (its development build costs CPU a live capture needs).
+    process.env.NODE_ENV ??= 'production';
     const { runWatch } = await import('./watch.js');
     await runWatch(opts);
   });

@@ -9,6 +9,7 @@ import { exchangeLink, renderText, socketFailing } from '../dashboards/text.js';
 import { DashboardStore, runDashboard, type DashboardHandle } from '../dashboards/tui/index.js';
 import { replayCapture } from '../lib/capture/live-replay.js';
 import {
+  DEFAULT_BUFFER_KIB,
   FULL_SNAPLEN,
   buildFilter,
   startLiveCapture,
@@ -30,6 +31,7 @@ export interface WatchCliOptions {
   filter?: string;
   source?: string;
   snaplen?: string;
+  bufferSize?: string;
   write?: string;
   duration?: string;
   count?: string;
@@ -115,6 +117,7 @@ export async function runWatch(o: WatchCliOptions): Promise<void> {
   const durationUs = parseSeconds(o.duration, '--duration');
   const count = parseInt0(o.count, '--count', 1, Number.MAX_SAFE_INTEGER);
   const snaplen = parseInt0(o.snaplen, '--snaplen', 64, FULL_SNAPLEN) ?? FULL_SNAPLEN;
+  const bufferMiB = parseInt0(o.bufferSize, '--buffer-size', 1, 4096) ?? DEFAULT_BUFFER_KIB / 1024;
   const source = (o.source ?? 'auto') as LiveSourceChoice;
   if (!['auto', 'tcpdump', 'libpcap'].includes(source))
     throw new UserError(`--source is one of auto, tcpdump, libpcap (not "${o.source}")`);
@@ -186,6 +189,7 @@ export async function runWatch(o: WatchCliOptions): Promise<void> {
       iface,
       filter,
       snaplen,
+      bufferKiB: bufferMiB * 1024,
       anomalies: engine.anomalies,
       onLinkType: openWriter,
       onPacket: (rec) => {

@@ -5,7 +5,7 @@
  */
 import { fmtClock, fmtDuration, redactTarget } from '../../lib/report/index.js';
 import type { CloseEvent, Micros } from '../../lib/types.js';
-import type { ExchangeView, SocketRow } from './model.js';
+import { ROW_HEAD, type ExchangeView, type SocketRow } from './model.js';
 
 /** "5.00s", "12ms", "3m05s": short durations for table cells. */
 export function shortDur(us: Micros): string {
@@ -86,7 +86,13 @@ export function chainText(row: SocketRow, clock: Micros, slow: Micros): string {
     if (row.protocol !== 'none' && row.protocol !== 'http') return `(${row.protocol}, not HTTP/1.x)`;
     return row.bytes[0] + row.bytes[1] === 0 ? '(no payload)' : '';
   }
-  return row.exchanges.map((e) => chainLink(e, row, clock, slow).text).join(' -> ');
+  const links = (list: ExchangeView[]): string[] => list.map((e) => chainLink(e, row, clock, slow).text);
+  // A long keep-alive socket: how it started and where it is now.
+  if (row.exchanges.length > 5) {
+    const more = row.exchangeCount - 4;
+    return [...links(row.exchanges.slice(0, 2)), `… ${more} more`, ...links(row.exchanges.slice(-2))].join(' -> ');
+  }
+  return links(row.exchanges).join(' -> ');
 }
 
 export function firstCloser(row: SocketRow): string {
@@ -144,8 +150,7 @@ export function renderTimeline(row: SocketRow, width: number, clock: Micros, max
 
   const activity: Span[] = [{ from: t0, to: t0 }];
   const shown = row.exchanges.slice(-maxExchanges);
-  if (row.exchanges.length > shown.length)
-    out.push({ text: `${label(`… ${row.exchanges.length - shown.length} earlier`)}`, kind: 'note' });
+  if (row.exchangeCount > shown.length) out.push({ text: `${label(`… ${row.exchangeCount - shown.length} earlier`)}`, kind: 'note' });
   for (const ex of shown) {
     const track = new Array<string>(trackW).fill(' ');
     const close = closeAfter(row.closes, ex.requestStart);
@@ -229,7 +234,8 @@ export function exchangeFacts(row: SocketRow, showSecrets: boolean, clock: Micro
   const out: string[] = [];
   const t0 = row.start;
   const rel = (t: Micros | null): string => (t === null ? '-' : `+${fmtDuration(t - t0)}`);
-  for (const ex of row.exchanges) {
+  for (const [i, ex] of row.exchanges.entries()) {
+    if (i === ROW_HEAD && row.omitted > 0) out.push(`… ${row.omitted} exchanges not shown …`);
     const target = redactTarget(ex.target, showSecrets);
     const resp =
       ex.status !== null ? `${ex.status}${ex.reason ? ` ${ex.reason}` : ''}` : ex.responseStart !== null ? 'response without status' : ex.done ? 'no response' : 'no response yet';

@@ -32,6 +32,10 @@ export interface ExchangeView extends Exchange {
   done: boolean;
 }
 
+/** Exchanges kept per row: the first HEAD and the last TAIL (a keep-alive socket can carry thousands). */
+export const ROW_HEAD = 3;
+export const ROW_TAIL = 40;
+
 export interface SocketRow {
   id: number;
   client: Endpoint;
@@ -44,7 +48,12 @@ export interface SocketRow {
   /** syn-sent | open | half-closed | closed | reset (and, finished, the record's state). */
   state: string;
   history: string;
+  /** The first ROW_HEAD and the last ROW_TAIL exchanges of the socket, in order. */
   exchanges: ExchangeView[];
+  /** Exchanges the socket carried in all (the last one's index). */
+  exchangeCount: number;
+  /** How many were left out between exchanges[ROW_HEAD - 1] and exchanges[ROW_HEAD]. */
+  omitted: number;
   closes: CloseEvent[];
   findings: Finding[];
   worst: Finding | null;
@@ -98,6 +107,12 @@ const SEVERITY_RANK = { error: 0, warning: 1, info: 2 } as const;
 /** Findings kept for the verdict; the counts by code stay exact beyond it. */
 const MAX_FINDINGS = 10_000;
 
+/** The first ROW_HEAD and last ROW_TAIL items, and how many were left out between them. */
+export function headAndTail<T>(list: T[]): { items: T[]; omitted: number } {
+  if (list.length <= ROW_HEAD + ROW_TAIL) return { items: list, omitted: 0 };
+  return { items: [...list.slice(0, ROW_HEAD), ...list.slice(-ROW_TAIL)], omitted: list.length - ROW_HEAD - ROW_TAIL };
+}
+
 export function worstFinding(list: Finding[]): Finding | null {
   let w: Finding | null = null;
   for (const f of list) if (w === null || SEVERITY_RANK[f.severity] < SEVERITY_RANK[w.severity]) w = f;
@@ -131,6 +146,7 @@ export class DashboardStore {
   private readonly finished = new Map<number, SocketRow>();
   private rowsDropped = 0;
   private readonly doneExchanges = new WeakSet<Exchange>();
+  private readonly doneViews = new WeakMap<Exchange, ExchangeView>();
   private readonly findings: Finding[] = [];
   private readonly counts = new Map<string, { count: number; severity: Finding['severity'] }>();
   private verdictCache: { at: number; v: Verdict | null } = { at: -1, v: null };
@@ -166,6 +182,7 @@ export class DashboardStore {
   };
 
   onConnection = (rec: ConnectionRecord): void => {
+    const kept = headAndTail(rec.exchanges);
     const row: SocketRow = {
       id: rec.id,
       client: rec.client,
@@ -175,7 +192,9 @@ export class DashboardStore {
       live: false,
       state: rec.state,
       history: rec.history,
-      exchanges: rec.exchanges.map((e) => ({ ...e, done: true })),
+      exchanges: kept.items.map((e) => ({ ...e, done: true })),
+      exchangeCount: rec.exchanges[rec.exchanges.length - 1]?.index ?? 0,
+      omitted: kept.omitted,
       closes: rec.closes,
       findings: [],
       worst: null,
@@ -248,9 +267,18 @@ export class DashboardStore {
   private liveRow(conn: Connection): SocketRow {
     const parser = Correlator.parserOf(conn);
     const [c, s] = conn.sides;
-    const exchanges: ExchangeView[] = parser
-      ? parser.exchanges.map((e) => ({ ...e, interim: e.interim, done: this.doneExchanges.has(e) }))
-      : [];
+    const kept = parser ? headAndTail(parser.exchanges) : { items: [], omitted: 0 };
+    // Finished exchanges no longer change: their view is made once; only ones in progress are copied again.
+    const exchanges: ExchangeView[] = kept.items.map((e) => {
+      const done = this.doneExchanges.has(e);
+      if (!done) return { ...e, done };
+      let v = this.doneViews.get(e);
+      if (v === undefined) {
+        v = { ...e, done };
+        this.doneViews.set(e, v);
+      }
+      return v;
+    });
     return {
       id: conn.id,
       client: conn.client,
@@ -261,6 +289,8 @@ export class DashboardStore {
       state: liveState(conn),
       history: conn.history,
       exchanges,
+      exchangeCount: exchanges.length > 0 ? exchanges[exchanges.length - 1]!.index : 0,
+      omitted: kept.omitted,
       closes: [...conn.closes],
       findings: [],
       worst: null,

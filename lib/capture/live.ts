@@ -22,6 +22,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { accessSync, constants as fsConstants, readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { endianness } from 'node:os';
+import { Worker } from 'node:worker_threads';
 import { delimiter, join } from 'node:path';
 import { UserError, type Anomalies, type PacketRecord } from '../types.js';
 import { CaptureParser } from './parser.js';
@@ -288,11 +289,135 @@ export function parseTcpdumpStats(text: string, into: CaptureCounters): boolean 
 const STATS_EVERY_MS = 2000;
 /** After SIGTERM, give tcpdump this long to flush and exit before SIGKILL. */
 const STOP_GRACE_MS = 5000;
+/**
+ * Bytes read from tcpdump but not yet consumed by the engine, at most. Beyond
+ * it the reader stops reading, tcpdump blocks, and the kernel drops (and
+ * counts) packets: memory stays bounded when the engine falls behind.
+ */
+const MAX_INFLIGHT_BYTES = 256 * 1024 * 1024;
+const ACK_EVERY_BYTES = 4 * 1024 * 1024;
+
+/** A child process's output, read on this thread or on a worker thread. */
+interface PipeEvents {
+  stdout(buf: Buffer): void;
+  stderr(text: string): void;
+  error(code: string | undefined, message: string): void;
+  close(code: number | null, signal: NodeJS.Signals | null): void;
+}
+interface Pipe {
+  kill(signal: NodeJS.Signals): void;
+  /** The consumer finished with `bytes` of stdout (flow control for the worker reader). */
+  consumed(bytes: number): void;
+  /** Release the reader once the child closed. */
+  dispose(): void;
+}
+
+/**
+ * The worker thread's side: spawn the child, read its stdout as fast as it
+ * comes, and post it on in batches (what arrived in one turn of the event
+ * loop), transferred, not copied. Plain JavaScript run with `eval`, so it
+ * works from the TypeScript sources (tests) and from dist/ alike.
+ */
+const PIPE_WORKER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { spawn } = require('node:child_process');
+const { path, args, maxInflight } = workerData;
+let inflight = 0, paused = false, parts = [], size = 0, scheduled = false;
+const child = spawn(path, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+function flush() {
+  scheduled = false;
+  if (size === 0) return;
+  const u = new Uint8Array(size);
+  let o = 0;
+  for (const p of parts) { u.set(p, o); o += p.length; }
+  parts = []; size = 0;
+  inflight += u.length;
+  parentPort.postMessage({ type: 'data', buf: u }, [u.buffer]);
+  if (inflight > maxInflight && !paused) { paused = true; child.stdout.pause(); }
+}
+child.stdout.on('data', (c) => {
+  parts.push(c); size += c.length;
+  if (size >= 1 << 20) flush();
+  else if (!scheduled) { scheduled = true; setImmediate(flush); }
+});
+child.stderr.setEncoding('utf8');
+child.stderr.on('data', (text) => parentPort.postMessage({ type: 'stderr', text }));
+child.on('error', (e) => parentPort.postMessage({ type: 'error', code: e.code, message: e.message }));
+child.on('close', (code, signal) => { flush(); parentPort.postMessage({ type: 'close', code, signal }); });
+parentPort.on('message', (m) => {
+  if (m.type === 'ack') {
+    inflight -= m.bytes;
+    if (paused && inflight < maxInflight / 2) { paused = false; child.stdout.resume(); }
+  } else if (m.type === 'kill') {
+    try { child.kill(m.signal); } catch {}
+  }
+});
+`;
+
+/**
+ * Read the child on a worker thread: the dashboard's rendering or a GC pause
+ * on the main thread then never stops tcpdump's output from being read. This
+ * matters: in immediate mode libpcap uses a TPACKET_V2 ring whose frames are
+ * sized by the snaplen (or the MTU, for Ethernet), so with full frames the
+ * 32 MiB ring holds only about 128 packets on `any` and 500 on `lo`: a
+ * reader that stalls for a few milliseconds under load loses packets.
+ */
+function workerPipe(path: string, args: string[], ev: PipeEvents): Pipe {
+  const w = new Worker(PIPE_WORKER, { eval: true, workerData: { path, args, maxInflight: MAX_INFLIGHT_BYTES } });
+  let closed = false;
+  w.on('message', (m: { type: string; buf?: Uint8Array; text?: string; code?: unknown; message?: string; signal?: NodeJS.Signals | null }) => {
+    if (m.type === 'data') {
+      const u = m.buf!;
+      ev.stdout(Buffer.from(u.buffer, u.byteOffset, u.byteLength));
+    } else if (m.type === 'stderr') ev.stderr(m.text!);
+    else if (m.type === 'error') ev.error(m.code as string | undefined, m.message!);
+    else if (m.type === 'close') {
+      closed = true;
+      ev.close(m.code as number | null, m.signal ?? null);
+    }
+  });
+  w.on('error', (e) => {
+    if (!closed) {
+      closed = true;
+      ev.error(undefined, e.message);
+      ev.close(null, null);
+    }
+  });
+  return {
+    kill: (signal) => w.postMessage({ type: 'kill', signal }),
+    consumed: (bytes) => w.postMessage({ type: 'ack', bytes }),
+    dispose: () => void w.terminate(),
+  };
+}
+
+/** Read the child on this thread (when worker threads are not available). */
+function inlinePipe(path: string, args: string[], ev: PipeEvents): Pipe {
+  const child: ChildProcess = spawn(path, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.on('error', (e: NodeJS.ErrnoException) => ev.error(e.code, e.message));
+  child.stderr!.setEncoding('utf8');
+  child.stderr!.on('data', (s: string) => ev.stderr(s));
+  child.stdout!.on('data', (b: Buffer) => ev.stdout(b));
+  // 'close': the process exited and its output was read to the end (every packet delivered).
+  child.on('close', (code, signal) => ev.close(code, signal));
+  return {
+    kill: (signal) => {
+      try {
+        child.kill(signal);
+      } catch {
+        /* gone */
+      }
+    },
+    consumed: () => {},
+    dispose: () => {},
+  };
+}
 
 class TcpdumpCapture implements LiveCapture {
   readonly kind = 'tcpdump' as const;
   readonly holdsEventLoop = false;
   private readonly parser: CaptureParser;
+  private pipe!: Pipe;
+  private unacked = 0;
   private stderr = '';
   private started = false;
   private stopping = false;
@@ -306,7 +431,6 @@ class TcpdumpCapture implements LiveCapture {
   private exitStatus: { code: number | null; signal: NodeJS.Signals | null } | null = null;
 
   private constructor(
-    private readonly child: ChildProcess,
     private readonly o: LiveCaptureOptions,
     readonly snaplen: number,
   ) {
@@ -353,21 +477,15 @@ class TcpdumpCapture implements LiveCapture {
     ];
     if (o.filter !== '') args.push(o.filter);
     return new Promise((resolve, reject) => {
-      let child: ChildProcess;
-      try {
-        child = spawn(path, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-      } catch (e) {
-        reject(new UserError(`cannot run ${path}: ${(e as Error).message}.`));
-        return;
-      }
-      const cap = new TcpdumpCapture(child, o, snaplen);
+      const cap = new TcpdumpCapture(o, snaplen);
       let settled = false;
+      const startMs = o.startTimeoutMs ?? 15000;
       const timer = setTimeout(() => {
         if (settled) return;
         settled = true;
         void cap.stop();
-        reject(new UserError(`tcpdump did not start capturing on ${o.iface} within ${(o.startTimeoutMs ?? 15000) / 1000} s.`));
-      }, o.startTimeoutMs ?? 15000);
+        reject(new UserError(`tcpdump did not start capturing on ${o.iface} within ${startMs / 1000} s.`));
+      }, startMs);
       const ok = (): void => {
         if (settled) return;
         settled = true;
@@ -385,37 +503,48 @@ class TcpdumpCapture implements LiveCapture {
         clearTimeout(timer);
         reject(err);
       };
-      child.on('error', (err: NodeJS.ErrnoException) => {
-        if (err.code === 'ENOENT') fail(new UserError(`tcpdump is not installed (or not on PATH): ${INSTALL_HINT}.`));
-        else if (err.code === 'EACCES') fail(new UserError(`cannot run ${path}: permission denied; ${PRIVILEGE_HINT}.`));
-        else fail(new UserError(`cannot run ${path}: ${err.message}.`));
-      });
-      child.stderr!.setEncoding('utf8');
-      child.stderr!.on('data', (s: string) => {
-        cap.stderr += s;
-        if (cap.stderr.length > 64 * 1024) cap.stderr = cap.stderr.slice(-32 * 1024);
-        parseTcpdumpStats(cap.stderr, cap.c);
-        // tcpdump prints "listening on IFACE, link-type ..." once the capture is active.
-        if (/listening on /.test(cap.stderr)) ok();
-      });
-      child.stdout!.on('data', (chunk: Buffer) => cap.push(chunk));
-      child.on('exit', () => {
-        cap.exited = true;
-      });
-      // 'close': the process exited and its output was read to the end (every packet delivered).
-      child.on('close', (code, signal) => {
-        cap.exited = true;
-        cap.exitStatus = { code, signal };
-        if (cap.statsTimer !== null) clearInterval(cap.statsTimer);
-        if (!settled) {
-          fail(
-            code === 0 && cap.stderr.trim() === ''
-              ? new UserError(`tcpdump exited before capturing on ${o.iface}.`)
-              : classifyCaptureError(cap.stderr, o.iface, o.filter, 'tcpdump'),
-          );
-        }
-        cap.maybeEnded();
-      });
+      const events: PipeEvents = {
+        stdout: (chunk) => {
+          cap.push(chunk);
+          // Acknowledge in large steps: one message back per few MiB, not per chunk.
+          cap.unacked += chunk.length;
+          if (cap.unacked >= ACK_EVERY_BYTES) {
+            cap.pipe.consumed(cap.unacked);
+            cap.unacked = 0;
+          }
+        },
+        stderr: (s) => {
+          cap.stderr += s;
+          if (cap.stderr.length > 64 * 1024) cap.stderr = cap.stderr.slice(-32 * 1024);
+          parseTcpdumpStats(cap.stderr, cap.c);
+          // tcpdump prints "listening on IFACE, link-type ..." once the capture is active.
+          if (/listening on /.test(cap.stderr)) ok();
+        },
+        error: (code, message) => {
+          if (code === 'ENOENT') fail(new UserError(`tcpdump is not installed (or not on PATH): ${INSTALL_HINT}.`));
+          else if (code === 'EACCES') fail(new UserError(`cannot run ${path}: permission denied; ${PRIVILEGE_HINT}.`));
+          else fail(new UserError(`cannot run ${path}: ${message}.`));
+        },
+        close: (code, signal) => {
+          cap.exited = true;
+          cap.exitStatus = { code, signal };
+          if (cap.statsTimer !== null) clearInterval(cap.statsTimer);
+          if (!settled) {
+            fail(
+              code === 0 && cap.stderr.trim() === ''
+                ? new UserError(`tcpdump exited before capturing on ${o.iface}.`)
+                : classifyCaptureError(cap.stderr, o.iface, o.filter, 'tcpdump'),
+            );
+          }
+          cap.pipe.dispose();
+          cap.maybeEnded();
+        },
+      };
+      try {
+        cap.pipe = workerPipe(path, args, events);
+      } catch {
+        cap.pipe = inlinePipe(path, args, events);
+      }
     });
   }
 
@@ -439,11 +568,7 @@ class TcpdumpCapture implements LiveCapture {
 
   private requestStats(): void {
     if (this.exited || this.stopping || process.platform !== 'linux') return;
-    try {
-      this.child.kill('SIGUSR1');
-    } catch {
-      /* gone */
-    }
+    this.pipe.kill('SIGUSR1');
   }
 
   private maybeEnded(): void {
@@ -466,9 +591,9 @@ class TcpdumpCapture implements LiveCapture {
       if (this.statsTimer !== null) clearInterval(this.statsTimer);
       if (!this.exited) {
         // SIGTERM: tcpdump's cleanup flushes the last packets and prints its counters.
-        this.child.kill('SIGTERM');
+        this.pipe.kill('SIGTERM');
         const t = setTimeout(() => {
-          if (!this.exited) this.child.kill('SIGKILL');
+          if (!this.exited) this.pipe.kill('SIGKILL');
         }, STOP_GRACE_MS);
         t.unref();
       }

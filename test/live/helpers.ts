@@ -4,7 +4,7 @@
  * afterAll), and the incident's server and client from this folder.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -64,15 +64,21 @@ export function killAll(): void {
   children.clear();
 }
 
-/** PIDs whose parent is `pid` (Linux /proc). */
+/** PIDs whose parent is `pid`, whichever of its threads started them (Linux /proc). */
 export function childPids(pid: number): number[] {
+  const out: number[] = [];
   try {
-    const out: number[] = [];
-    for (const t of readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/)) if (t) out.push(Number(t));
-    return out;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        for (const t of readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim().split(/\s+/)) if (t) out.push(Number(t));
+      } catch {
+        /* thread gone */
+      }
+    }
   } catch {
-    return [];
+    /* process gone */
   }
+  return out;
 }
 
 export interface Running {

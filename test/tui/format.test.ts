@@ -50,7 +50,7 @@ describe.runIf(need(captures.length > 0, 'no lab fixture and no corpus capture f
           for (const m of serverMarks) expect(server.slice(server.indexOf(' ', 7))).toContain(m!);
         }
         const chain = chainText(row, snap.clock, snap.slow);
-        if (row.exchanges.length > 0) expect(chain.split(' -> ')).toHaveLength(row.exchanges.length);
+        if (row.exchanges.length > 0) expect(chain.split(' -> ')).toHaveLength(Math.min(row.exchanges.length, 5));
       }
     });
   }
