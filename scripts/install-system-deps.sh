@@ -6,10 +6,11 @@
 #   python3-uvicorn, python3-fastapi   the lab's real server (the incident's stack)
 #   libpcap-dev, iproute2, iptables    in-process capture build, namespaces and a "middlebox" for the lab
 #   chromium  headless browser for the HTML report's tests (driven by playwright-core)
+#   tmux      a real terminal for the dashboard's tests (send-keys, capture-pane)
 # Only what is missing is installed. Without root it prints what is missing and exits 0:
 # tests that need a missing tool skip with a reason (or fail under CI=true).
 set -euo pipefail
-pkgs=(tcpdump tshark tcptrace python3-uvicorn python3-fastapi libpcap-dev iproute2 iptables procps chromium)
+pkgs=(tcpdump tshark tcptrace python3-uvicorn python3-fastapi libpcap-dev iproute2 iptables procps chromium tmux)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
