@@ -358,7 +358,8 @@ parentPort.on('message', (m) => {
  * Read the child on a worker thread: the dashboard's rendering or a GC pause
  * on the main thread then never stops tcpdump's output from being read. This
  * matters: in immediate mode libpcap uses a TPACKET_V2 ring whose frames are
- * sized by the snaplen (or the MTU, for Ethernet), so with full frames the
+ * sized by the snaplen (Ethernet devices: the MTU, or 64 KiB with offloads;
+ * libpcap's pcap-linux.c, create_ring()), so with full frames the
  * 32 MiB ring holds only about 128 packets on `any` and 500 on `lo`: a
  * reader that stalls for a few milliseconds under load loses packets.
  */
