@@ -7,7 +7,7 @@ import type { Analysis } from '../lib/index.js';
 import type { ConnectionRecord } from '../lib/correlate/index.js';
 import { buildVerdict, type Finding } from '../lib/diagnose/index.js';
 import { fmtClock, fmtDuration, redactTarget } from '../lib/report/index.js';
-import type { Exchange, Micros } from '../lib/types.js';
+import type { CloseEvent, Exchange, Micros } from '../lib/types.js';
 
 export interface TextOptions {
   showSecrets?: boolean;
@@ -59,6 +59,34 @@ export function socketFailing(rec: ConnectionRecord): boolean {
   return rec.state === 'reset' || rec.exchanges.some((e) => e.outcome !== 'complete');
 }
 
+/** attributedReason (lib/attribute) in words. */
+const KERNEL_REASONS: Record<string, string> = {
+  'no-socket': 'no socket',
+  'timewait-socket': 'socket already closed, in TIME-WAIT',
+  'abort-on-data': 'data after close',
+  'abort-on-close': 'closed with unread data',
+  'abort-on-linger': 'linger timeout',
+  state: 'abortive close (SO_LINGER 0)',
+  'keepalive-timeout': 'keep-alive timeout',
+};
+
+/** " sent by pid 41 python3", " sent by the kernel: no socket": who sent a close, when --attribute found out. */
+export function closeSender(c: CloseEvent): string {
+  if (c.attributed === undefined) return '';
+  const who = c.pid !== undefined ? `pid ${c.pid}${c.comm !== undefined ? ` ${c.comm}` : ''}` : (c.comm ?? null);
+  const reason = c.attributedReason;
+  const why = reason !== undefined ? (KERNEL_REASONS[reason] ?? reason) : null;
+  switch (c.attributed) {
+    case 'process':
+      return ` sent by ${who ?? 'a process'}${why !== null ? ` (${why})` : ''}`;
+    case 'owner':
+      return ` sent by the kernel for ${who ?? 'the socket\'s owner'}${why !== null ? ` (${why})` : ''}`;
+    case 'kernel':
+      if (reason === 'process-exited') return ` sent by the kernel as ${who ?? 'its process'} exited`;
+      return ` sent by the kernel${why !== null ? `: ${why}` : ''}${who !== null ? ` (owner was ${who})` : ''}`;
+  }
+}
+
 /** "client FIN first at 17:52:06.130512 (+5.001s)" */
 function closedLine(rec: ConnectionRecord): string {
   const first = rec.closes[0];
@@ -66,9 +94,9 @@ function closedLine(rec: ConnectionRecord): string {
   if (first === undefined) return rec.state === 'open' ? `still open at the end of the capture, ${span}` : span;
   const others = rec.closes
     .slice(1)
-    .map((c) => `${c.by} ${c.kind} +${fmtDuration(c.ts - first.ts)}`)
+    .map((c) => `${c.by} ${c.kind} +${fmtDuration(c.ts - first.ts)}${closeSender(c)}`)
     .join(', ');
-  return `${first.by} ${first.kind} first at ${fmtClock(first.ts)}${others ? ` (then ${others})` : ''}, ${span}`;
+  return `${first.by} ${first.kind} first at ${fmtClock(first.ts)}${closeSender(first)}${others ? ` (then ${others})` : ''}, ${span}`;
 }
 
 export function renderSocket(rec: ConnectionRecord, o: TextOptions = {}): string {

@@ -90,7 +90,7 @@ function wrap(mode: 'direct' | 'unshare', shell: string, argv: string[]): { cmd:
 }
 
 export type ProbeResult =
-  | { ok: true; mode: 'direct' | 'unshare'; formats: TracepointFormats; bpftrace: string; btf: boolean }
+  | { ok: true; mode: 'direct' | 'unshare'; formats: TracepointFormats; dump: string; bpftrace: string; btf: boolean }
   | { ok: false; notice: string };
 
 /**
@@ -106,7 +106,7 @@ export function probe(o: { bpftrace?: string } = {}): ProbeResult {
   const mounted = tracefsPath();
   if (mounted !== null) {
     const r = spawnSync('sh', ['-c', FORMAT_DUMP(mounted)], { encoding: 'utf8', timeout: 10_000 });
-    return { ok: true, mode: 'direct', formats: parseFormats(r.stdout ?? ''), bpftrace, btf };
+    return { ok: true, mode: 'direct', formats: parseFormats(r.stdout ?? ''), dump: r.stdout ?? '', bpftrace, btf };
   }
   if (onPath('unshare') === null)
     return { ok: false, notice: `tracefs is not mounted and unshare (util-linux) is missing: run \`${MOUNT_HINT}\` as root, then retry` };
@@ -118,7 +118,7 @@ export function probe(o: { bpftrace?: string } = {}): ProbeResult {
       notice: `tracefs is not mounted at ${TRACEFS} and mounting it in a private mount namespace failed (${why}): run \`${MOUNT_HINT}\` as root (or give the container CAP_SYS_ADMIN, kubectl debug --profile=sysadmin), then retry`,
     };
   }
-  return { ok: true, mode: 'unshare', formats: parseFormats(r.stdout), bpftrace, btf };
+  return { ok: true, mode: 'unshare', formats: parseFormats(r.stdout), dump: r.stdout, bpftrace, btf };
 }
 
 function firstLine(s: string): string {

@@ -274,6 +274,9 @@ export function ruleHalfClose(rec: ConnectionRecord, o: RuleOptions, captureEnd:
   const waited = (peerClose?.ts ?? captureEnd) - first.ts;
   if (waited < o.halfCloseAfter) return [];
   const never = peerClose === null;
+  // The process holding the CLOSE-WAIT socket, when watch --attribute saw it (eBPF owner or ss).
+  const holder = first.peer;
+  const proc = holder?.pid != null ? `pid ${holder.pid}${holder.comm !== null ? ` ${holder.comm}` : ''}` : (holder?.comm ?? null);
   return [
     {
       code: 'half-close-stuck',
@@ -282,8 +285,8 @@ export function ruleHalfClose(rec: ConnectionRecord, o: RuleOptions, captureEnd:
       exchange: null,
       ts: first.ts,
       summary: never
-        ? `The ${first.by} sent FIN and the ${peer} never closed its side in the ${fmtS(waited)} the capture went on: the ${peer} (port ${peer === 'client' ? rec.client.port : rec.server.port}) sat in CLOSE-WAIT.`
-        : `The ${first.by} sent FIN and the ${peer} took ${fmtS(waited)} to close its side: the ${peer} sat in CLOSE-WAIT that long.`,
+        ? `The ${first.by} sent FIN and the ${peer} never closed its side in the ${fmtS(waited)} the capture went on: the ${peer} (port ${peer === 'client' ? rec.client.port : rec.server.port}${proc !== null ? `, ${proc}` : ''}) sat in CLOSE-WAIT.`
+        : `The ${first.by} sent FIN and the ${peer} took ${fmtS(waited)} to close its side: the ${peer}${proc !== null ? ` (${proc})` : ''} sat in CLOSE-WAIT that long.`,
       evidence: {
         finBy: first.by,
         finTs: s6(first.ts),
@@ -292,6 +295,12 @@ export function ruleHalfClose(rec: ConnectionRecord, o: RuleOptions, captureEnd:
         peerCloseTs: peerClose ? s6(peerClose.ts) : null,
         waited: s6(waited),
         closedByEndOfCapture: !never,
+        ...(holder !== undefined
+          ? {
+              closeWaitProcess: holder.pid !== null || holder.comm !== null ? { pid: holder.pid, comm: holder.comm } : null,
+              ss: holder.ss !== null ? { state: holder.ss.state, process: holder.ss.process, pid: holder.ss.pid, seenFor: s6(holder.ss.seenFor) } : null,
+            }
+          : {}),
       },
     },
   ];

@@ -1,9 +1,9 @@
 /** The JSON model of a report: turns engine records into the stable schema (schema.ts). */
 import type { ConnectionRecord } from '../correlate/index.js';
 import type { Finding } from '../diagnose/finding.js';
-import type { Exchange } from '../types.js';
+import type { CloseEvent, Exchange } from '../types.js';
 import { redactHeaders, redactTarget } from './redact.js';
-import type { ConnectionJSON, ExchangeJSON, FindingJSON } from './schema.js';
+import type { CloseJSON, ConnectionJSON, ExchangeJSON, FindingJSON } from './schema.js';
 import { secs, secsOrNull } from './time.js';
 
 export * from './schema.js';
@@ -38,8 +38,18 @@ export function exchangeToJSON(ex: Exchange, o: ReportOptions = {}): ExchangeJSO
   };
 }
 
+/** A close; the attribution fields only when known (lib/attribute). */
+export function closeToJSON(c: CloseEvent): CloseJSON {
+  const out: CloseJSON = { by: c.by, kind: c.kind, ts: secs(c.ts), frame: c.frame };
+  if (c.attributed !== undefined) out.attributed = c.attributed;
+  if (c.pid !== undefined) out.pid = c.pid;
+  if (c.comm !== undefined) out.comm = c.comm;
+  if (c.attributedReason !== undefined) out.attributedReason = c.attributedReason;
+  return out;
+}
+
 export function connectionToJSON(rec: ConnectionRecord, o: ReportOptions = {}): ConnectionJSON {
-  const closes = rec.closes.map((c) => ({ by: c.by, kind: c.kind, ts: secs(c.ts), frame: c.frame }));
+  const closes = rec.closes.map(closeToJSON);
   return {
     id: rec.id,
     client: { ip: rec.client.ip, port: rec.client.port },

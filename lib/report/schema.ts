@@ -24,6 +24,18 @@ export interface CloseJSON {
   ts: number;
   /** Frame number in the capture (1-based), like tshark's frame.number. */
   frame: number;
+  /**
+   * Who sent it, only when the kernel was watched too (`watch --attribute`): `process` (pid and comm
+   * closed or reset the socket), `owner` (the kernel did, for the socket pid/comm held), `kernel`
+   * (nobody: no socket, a socket already closed, a process that died; pid/comm then name the
+   * socket's last owner when known). Absent when not known.
+   */
+  attributed?: 'process' | 'kernel' | 'owner';
+  /** Process id (thread group id) and process name (the kernel's comm, at most 15 characters). */
+  pid?: number;
+  comm?: string;
+  /** Why the kernel sent it: no-socket, process-exited, abort-on-data, timewait-socket, … */
+  attributedReason?: string;
 }
 
 export interface ExchangeJSON {
