@@ -50,6 +50,8 @@ program
   .option('--show-secrets', 'do not redact Authorization, Cookie, API keys and token-like query parameters')
   .option('--no-color', 'no colours in the summary')
   .option('--attach <url>', "show a running daemon's dashboard (e.g. http://127.0.0.1:9464) instead of capturing; without a terminal, its sockets and findings as lines (--format ndjson or text)")
+  .option('--attribute', 'name the process behind each FIN and RST (eBPF through bpftrace: needs root and --port; without it, ss sampling)')
+  .option('--ss-interval <ms>', 'sample `ss -tanpi` for the port every this many ms: CLOSE-WAIT sockets and their processes (default with --attribute: only if eBPF cannot run, every 500; 0: never)')
   .action(async (opts) => {
     // React's production build for the dashboard (its development build costs CPU a live capture needs).
     process.env.NODE_ENV ??= 'production';

@@ -5,7 +5,7 @@
  * Also `hangscope analyze FILE --tui`: a file replayed into the dashboard.
  */
 import { closeSync, fchmodSync, openSync } from 'node:fs';
-import { exchangeLink, renderText, socketFailing } from '../dashboards/text.js';
+import { closeSender, exchangeLink, renderText, socketFailing } from '../dashboards/text.js';
 import { DashboardStore, runDashboard, type DashboardHandle } from '../dashboards/tui/index.js';
 import { replayCapture } from '../lib/capture/live-replay.js';
 import {
@@ -17,6 +17,7 @@ import {
   type LiveCapture,
   type LiveSourceChoice,
 } from '../lib/capture/live.js';
+import { Attributor } from '../lib/attribute/index.js';
 import { PcapWriter } from '../lib/capture/index.js';
 import type { ConnectionRecord } from '../lib/correlate/index.js';
 import type { Finding } from '../lib/diagnose/index.js';
@@ -42,6 +43,9 @@ export interface WatchCliOptions {
   color?: boolean;
   /** Show a running daemon's dashboard (cli/attach.ts) instead of capturing. */
   attach?: string;
+  /** Name the process behind each FIN/RST (lib/attribute: eBPF, ss as the fallback). */
+  attribute?: boolean;
+  ssInterval?: string;
 }
 
 /** Sockets and findings kept for the final report (the text summary); beyond, only counts. */
@@ -146,12 +150,28 @@ export async function runWatch(o: WatchCliOptions): Promise<void> {
         })
       : null;
 
+  const ssInterval = parseInt0(o.ssInterval, '--ss-interval', 0, 3_600_000);
+  const attributing = o.attribute === true || (ssInterval ?? 0) > 0;
+  if (attributing && port === null)
+    throw new UserError('--attribute and --ss-interval need --port: the kernel events and ss samples are filtered by the server port');
+  // Before the capture, so the kernel events of its first connections are seen; notices are one line each.
+  const attributor = attributing
+    ? await Attributor.start({
+        ports: [port!],
+        ebpf: o.attribute === true,
+        ...(ssInterval !== undefined ? { ssIntervalMs: ssInterval } : {}),
+        onNotice: (line) => process.stderr.write(`hangscope: ${line}\n`),
+      })
+    : null;
+
   const engine = new Engine({
     port,
     showSecrets,
     ...(slow !== undefined ? { slowFirstByte: slow } : {}),
     ...(store !== null ? { onOpen: store.onOpen, onExchange: store.onExchange } : {}),
     onConnection: (rec) => {
+      // First: the diagnosis rules run after this callback and read the attribution.
+      attributor?.annotate(rec);
       keeper.connection(rec);
       store?.onConnection(rec);
       if (format === 'ndjson') out.write(`${JSON.stringify({ type: 'connection', ...connectionToJSON(rec, { showSecrets }) })}\n`);
@@ -203,6 +223,7 @@ export async function runWatch(o: WatchCliOptions): Promise<void> {
     });
   } catch (e) {
     out.close();
+    await attributor?.stop();
     throw e;
   }
   if (store !== null) {
@@ -213,7 +234,7 @@ export async function runWatch(o: WatchCliOptions): Promise<void> {
   const note = snaplenNote(snaplen);
   if (format !== 'tui') {
     process.stderr.write(
-      `hangscope: listening on ${iface} with ${capture.kind}, filter "${filter}"${o.write ? `, writing ${o.write}` : ''}; Ctrl-C stops.\n`,
+      `hangscope: listening on ${iface} with ${capture.kind}, filter "${filter}"${o.write ? `, writing ${o.write}` : ''}${attributor !== null ? `, attribution: ${attributor.description}` : ''}; Ctrl-C stops.\n`,
     );
     if (note !== null) process.stderr.write(`hangscope: ${note}\n`);
   }
@@ -252,6 +273,7 @@ export async function runWatch(o: WatchCliOptions): Promise<void> {
   clearInterval(ticker);
   if (durationTimer !== null) clearTimeout(durationTimer);
   engine.finish();
+  await attributor?.stop();
   (writer as PcapWriter | null)?.close();
   if (writer === null && o.write !== undefined && capture.linkType !== null) {
     // No packet at all: still leave a valid (empty) pcap.
@@ -326,7 +348,7 @@ export function connectionLine(rec: ConnectionRecord, showSecrets: boolean): str
           ? 'no payload'
           : '';
   const first = rec.closes[0];
-  const closed = first ? `; ${first.by} ${first.kind} first` : '';
+  const closed = first ? `; ${first.by} ${first.kind} first${closeSender(first)}` : '';
   return `${fmtClock(rec.end)} socket ${rec.client.ip}:${rec.client.port} -> ${rec.server.ip}:${rec.server.port} #${rec.id} ${rec.state}: ${chain}${closed}`;
 }
 
