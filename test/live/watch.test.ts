@@ -73,6 +73,8 @@ describe.runIf(ready)(SUITE, () => {
     const port = String(server.port);
     const write = path.join(tmp, 'tcpdump.pcap');
     runs.push({ name: 'tcpdump on lo', run: watch(['--interface', 'lo', '--port', port, '--format', 'ndjson', '--duration', '9', '--source', 'tcpdump', '--write', write]), write });
+    // "any" gives Linux cooked frames (tcpdump: LINUX_SLL2).
+    runs.push({ name: 'tcpdump on any', run: watch(['--interface', 'any', '--port', port, '--format', 'ndjson', '--duration', '9', '--source', 'tcpdump']) });
     if (libpcapBinding) runs.push({ name: 'libpcap on any', run: watch(['--interface', 'any', '--port', port, '--format', 'ndjson', '--duration', '9', '--source', 'libpcap']) });
     else console.log('[note] live: npm pcap is not installed: only the tcpdump source runs');
     for (const r of runs) await until(listening(r.run), 15_000, `${r.name} to start capturing (stderr: ${r.run.stderr()})`);
@@ -94,7 +96,7 @@ describe.runIf(ready)(SUITE, () => {
     expect(err.ts - postSent.ts).toBeLessThan(5.2);
   });
 
-  for (const which of ['tcpdump on lo', 'libpcap on any']) {
+  for (const which of ['tcpdump on lo', 'tcpdump on any', 'libpcap on any']) {
     it(`${which}: the socket's chain and the abort, at the times of the client's own log`, async (ctx) => {
       const r = runs.find((x) => x.name === which);
       if (r === undefined) return ctx.skip();
@@ -146,7 +148,7 @@ describe.runIf(ready)(SUITE, () => {
     const stats = ndjson(r.run.stdout()).pop();
     expect(stats.capture.written).toBe(stats.packets);
     const again = spawnSync(process.execPath, [BIN, 'analyze', r.write!, '--format', 'ndjson'], { encoding: 'utf8', timeout: 30_000 });
-    expect(again.status).toBe(0);
+    expect(again.status, again.stderr).toBe(0);
     const live = ndjson(r.run.stdout()).filter((l) => l.type === 'connection');
     const file = ndjson(again.stdout).filter((l) => l.type === 'connection');
     expect(file.map((c) => [c.client.port, c.exchanges.map((e: any) => e.target), c.firstClose])).toEqual(
@@ -180,6 +182,26 @@ describe.runIf(ready)('live: stopping', () => {
       expect(r.stderr()).toMatch(/stopped \(SIGINT\); tcpdump: \d+ packets received by the filter, 0 dropped by the kernel\./);
       // tcpdump (started by watch) is gone too.
       for (const pid of tcpdumps) expect(() => process.kill(pid, 0)).toThrow();
+    } finally {
+      server.run.child.kill('SIGTERM');
+    }
+  });
+
+  it('SIGTERM stops cleanly too: the finished socket, then the stats line', async () => {
+    const server = await startServer(100);
+    try {
+      const r = watch(['--interface', 'lo', '--port', String(server.port), '--format', 'ndjson']);
+      await until(listening(r), 15_000, 'watch to start');
+      spawnSync(process.execPath, ['-e', `require('http').get('http://127.0.0.1:${server.port}/files/term', {agent: false}, (res) => { res.resume(); res.on('end', () => process.exit(0)); })`], { timeout: 10_000 });
+      await new Promise((res) => setTimeout(res, 300));
+      r.child.kill('SIGTERM');
+      const { code } = await r.exited;
+      expect(code, r.stderr()).toBe(0);
+      const lines = ndjson(r.stdout());
+      expect(lines.filter((l) => l.type === 'connection').map((c) => c.exchanges.map((e: any) => `${e.method} ${e.target} ${e.status}`))).toEqual([['GET /files/term 200']]);
+      const stats = lines.pop();
+      expect(stats.type).toBe('stats');
+      expect(stats.capture.stoppedBy).toBe('SIGTERM');
     } finally {
       server.run.child.kill('SIGTERM');
     }
