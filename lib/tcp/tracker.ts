@@ -61,6 +61,8 @@ const OUT_OF_ORDER_WINDOW: Micros = 3_000;
 
 /** Sweep finished connections every this much capture time. */
 const SWEEP_EVERY: Micros = 1_000_000;
+/** ... or after this many packets stamped earlier than the last sweep. */
+const SWEEP_BACKWARDS = 65_536;
 
 /**
  * Tracks TCP connections per 4-tuple and turns segments into in-order bytes
@@ -80,6 +82,8 @@ export class TcpTracker {
   private readonly conns = new Map<string, Connection>();
   private nextId = 0;
   private lastSweep: Micros = 0;
+  /** Packets stamped before lastSweep since the last sweep. */
+  private backwards = 0;
   private readonly o: Required<Omit<TrackerOptions, 'onOpen' | 'onClose' | 'classify' | 'port'>> &
     TrackerOptions;
   /** Connections created so far. */
@@ -125,7 +129,12 @@ export class TcpTracker {
     const dir: Dir = seg.srcPort === conn.sides[0].endpoint.port && seg.src === conn.sides[0].endpoint.ip ? 0 : 1;
     this.track(conn, dir, seg);
 
-    if (seg.ts - this.lastSweep >= SWEEP_EVERY) this.sweep(seg.ts);
+    const sinceSweep = seg.ts - this.lastSweep;
+    // Timestamps going backwards (a clock stepped back, one bogus far-future
+    // stamp) would stop the time-based sweep until capture time caught up
+    // again, and closed connections would pile up meanwhile: sweep anyway
+    // after SWEEP_BACKWARDS such packets.
+    if (sinceSweep >= SWEEP_EVERY || (sinceSweep < 0 && ++this.backwards >= SWEEP_BACKWARDS)) this.sweep(seg.ts);
   }
 
   /** End of input: every connection still held is finished with reason 'capture-end' (or closed/reset if it was). */
@@ -138,6 +147,7 @@ export class TcpTracker {
   /** Finish connections that are closed and quiet, or failed attempts that timed out (capture time `now`). */
   sweep(now: Micros): void {
     this.lastSweep = now;
+    this.backwards = 0;
     for (const conn of this.conns.values()) {
       const quiet = now - conn.end;
       const settled = this.settledReason(conn);
@@ -161,7 +171,7 @@ export class TcpTracker {
   }
 
   private create(key: string, seg: TcpSegment): Connection {
-    if (this.conns.size >= this.o.maxConnections) this.evictOne();
+    if (this.conns.size >= this.o.maxConnections) this.evict();
     const src = { ip: seg.src, port: seg.srcPort };
     const dst = { ip: seg.dst, port: seg.dstPort };
     const flags = seg.flags;
@@ -187,12 +197,37 @@ export class TcpTracker {
     return conn;
   }
 
-  private evictOne(): void {
-    let oldest: Connection | null = null;
-    for (const c of this.conns.values()) if (oldest === null || c.end < oldest.end) oldest = c;
-    if (oldest !== null) {
+  /**
+   * Make room: finish the connections idle longest (oldest last packet), each
+   * counted as 'connection-evicted'. Finding the idlest is a scan of every
+   * connection held; one scan per new connection would make a SYN flood or a
+   * port scan quadratic (250,000 held x every new SYN), so with a large table
+   * the idlest 1/64 go at once: one scan and selection per maxConnections/64 new
+   * connections.
+   */
+  private evict(): void {
+    const batch = Math.floor(this.o.maxConnections / 64);
+    if (batch <= 1) {
+      let oldest: Connection | null = null;
+      for (const c of this.conns.values()) if (oldest === null || c.end < oldest.end) oldest = c;
+      if (oldest !== null) {
+        this.o.anomalies.add('connection-evicted');
+        this.finish(oldest, 'evicted');
+      }
+      return;
+    }
+    const ends = new Float64Array(this.conns.size);
+    let i = 0;
+    for (const c of this.conns.values()) ends[i++] = c.end;
+    const cut = kthSmallest(ends, Math.min(batch, ends.length) - 1);
+    let left = batch;
+    // Deleting the entry being visited is safe while iterating a Map.
+    for (const c of this.conns.values()) {
+      if (left === 0) break;
+      if (c.end > cut) continue;
+      left--;
       this.o.anomalies.add('connection-evicted');
-      this.finish(oldest, 'evicted');
+      this.finish(c, 'evicted');
     }
   }
 
@@ -458,6 +493,32 @@ export class TcpTracker {
     half.finDelivered = true;
     conn.handler?.fin(dir, ts);
   }
+}
+
+/** The k-th smallest value (0-based) of `a`, reordering it (Hoare's quickselect: linear on average, unlike a sort). */
+function kthSmallest(a: Float64Array, k: number): number {
+  let lo = 0;
+  let hi = a.length - 1;
+  while (lo < hi) {
+    const pivot = a[(lo + hi) >>> 1]!;
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (a[i]! < pivot) i++;
+      while (a[j]! > pivot) j--;
+      if (i <= j) {
+        const t = a[i]!;
+        a[i] = a[j]!;
+        a[j] = t;
+        i++;
+        j--;
+      }
+    }
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else break;
+  }
+  return a[k]!;
 }
 
 function lastDataTs(conn: Connection): Micros | null {
