@@ -6,7 +6,7 @@
  */
 
 import type { Anomalies, AppProtocol, Dir, Exchange, MessageHeaders, Micros } from '../types.js';
-import { classify, parseRequestLine, parseStatusLine } from './sniff.js';
+import { TCHAR, classify, parseRequestLine, parseStatusLine, type RequestLine, type StatusLine } from './sniff.js';
 
 export interface HttpParserOptions {
   anomalies: Anomalies;
@@ -54,6 +54,129 @@ function newHeaders(): MessageHeaders {
 /** Decode bytes as latin1 without the argument checks of toString() (hot path: one call per header line). */
 function latin1(b: Buffer, start: number, end: number): string {
   return (b as unknown as { latin1Slice(start: number, end: number): string }).latin1Slice(start, end);
+}
+
+/**
+ * Placeholders that are replaced, never written to: the response headers of
+ * an exchange until its final response head is parsed, and the 1xx list until
+ * the first interim response. Frozen, so a write by mistake throws instead of
+ * leaking into every exchange.
+ */
+const NO_HEADERS: MessageHeaders = Object.freeze(Object.create(null) as MessageHeaders);
+const NO_INTERIM: { status: number; ts: Micros }[] = Object.freeze([]) as unknown as { status: number; ts: Micros }[];
+
+/**
+ * String.prototype.trim() whitespace among latin1 characters: TAB, LF, VT,
+ * FF, CR, SP and NBSP (ECMA-262 WhiteSpace and LineTerminator). Byte-level
+ * trimming with this table gives exactly what trim() gives on the decoded line.
+ */
+const TRIM_WS = new Uint8Array(256);
+for (const c of [0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x20, 0xa0]) TRIM_WS[c] = 1;
+
+/**
+ * Interned short strings (direct-mapped cache, shared by every parser):
+ * header names, methods, versions, reasons and most header values repeat on
+ * every message, so one shared string each instead of a new one per line.
+ * Fewer allocations, and exchanges held until their connection ends share
+ * them. The cache only decides identity, never content.
+ */
+const INTERN_MAX = 64;
+const INTERN_SLOTS = 4096;
+const internTab: (string | undefined)[] = new Array<string | undefined>(INTERN_SLOTS).fill(undefined);
+
+/** latin1 of b[start, end), from the cache when short. */
+function intern(b: Buffer, start: number, end: number): string {
+  const n = end - start;
+  if (n > INTERN_MAX || n === 0) return n === 0 ? '' : latin1(b, start, end);
+  let h = 0x811c9dc5;
+  for (let i = start; i < end; i++) h = Math.imul(h ^ b[i]!, 0x01000193);
+  const slot = (h ^ (h >>> 15)) & (INTERN_SLOTS - 1);
+  const c = internTab[slot];
+  if (c !== undefined && c.length === n) {
+    let i = 0;
+    while (i < n && c.charCodeAt(i) === b[start + i]) i++;
+    if (i === n) return c;
+  }
+  const s = latin1(b, start, end);
+  internTab[slot] = s;
+  return s;
+}
+
+/** ASCII-lower-cased latin1 of b[start, end), which holds only token characters (RFC 9110 tchar). */
+function internLowerToken(b: Buffer, start: number, end: number): string {
+  const n = end - start;
+  if (n > INTERN_MAX) return latin1(b, start, end).toLowerCase();
+  let h = 0x811c9dc5;
+  for (let i = start; i < end; i++) {
+    const x = b[i]!;
+    h = Math.imul(h ^ (x >= 0x41 && x <= 0x5a ? x | 0x20 : x), 0x01000193);
+  }
+  const slot = (h ^ (h >>> 15)) & (INTERN_SLOTS - 1);
+  const c = internTab[slot];
+  if (c !== undefined && c.length === n) {
+    let i = 0;
+    for (; i < n; i++) {
+      const x = b[start + i]!;
+      if (c.charCodeAt(i) !== (x >= 0x41 && x <= 0x5a ? x | 0x20 : x)) break;
+    }
+    if (i === n) return c;
+  }
+  const s = latin1(b, start, end).toLowerCase();
+  internTab[slot] = s;
+  return s;
+}
+
+const isDigit = (x: number): boolean => x >= 0x30 && x <= 0x39;
+
+/** b[p, p+8) reads HTTP/d.d (RFC 9112 section 2.3). */
+function isHttpVersion(b: Buffer, p: number): boolean {
+  return (
+    b[p] === 0x48 && b[p + 1] === 0x54 && b[p + 2] === 0x54 && b[p + 3] === 0x50 && b[p + 4] === 0x2f &&
+    isDigit(b[p + 5]!) && b[p + 6] === 0x2e && isDigit(b[p + 7]!)
+  );
+}
+
+/**
+ * The common request line "token SP target SP HTTP/d.d" (target without
+ * whitespace), parsed from bytes. Returns exactly what parseRequestLine()
+ * returns for the decoded line, or null to let it decide (anything else).
+ */
+function fastRequestLine(b: Buffer, start: number, end: number): RequestLine | null {
+  let i = start;
+  while (i < end && TCHAR[b[i]!] === 1) i++;
+  if (i === start || i >= end || b[i] !== 0x20) return null;
+  const t = i + 1;
+  let j = t;
+  while (j < end && TRIM_WS[b[j]!] === 0) j++;
+  if (j === t || j + 9 !== end || b[j] !== 0x20 || !isHttpVersion(b, j + 1)) return null;
+  return { method: intern(b, start, i), target: latin1(b, t, j), version: intern(b, j + 1, end) };
+}
+
+/**
+ * The common status line "HTTP/d.d SP ddd [SP reason]" parsed from bytes:
+ * exactly what parseStatusLine() returns for the decoded line, or null to
+ * let it decide (several spaces, a CR inside, anything else).
+ */
+function fastStatusLine(b: Buffer, start: number, end: number): StatusLine | null {
+  if (end - start < 12 || !isHttpVersion(b, start) || b[start + 8] !== 0x20) return null;
+  const d0 = b[start + 9]!;
+  const d1 = b[start + 10]!;
+  const d2 = b[start + 11]!;
+  if (!isDigit(d0) || !isDigit(d1) || !isDigit(d2)) return null;
+  let rs = start + 12;
+  if (rs < end) {
+    if (b[rs] !== 0x20 && b[rs] !== 0x09) return null;
+    // STATUS_RE's (.*) stops at CR: leave such lines to the regex.
+    for (let k = rs; k < end; k++) if (b[k] === 0x0d) return null;
+  }
+  let re = end;
+  while (rs < re && TRIM_WS[b[rs]!] === 1) rs++;
+  while (re > rs && TRIM_WS[b[re - 1]!] === 1) re--;
+  return {
+    version: intern(b, start, start + 8),
+    status: (d0 - 0x30) * 100 + (d1 - 0x30) * 10 + (d2 - 0x30),
+    reason: intern(b, rs, re),
+  };
 }
 
 /** States of one direction's parser. */
@@ -490,15 +613,15 @@ export class HttpConnectionParser {
       method: '',
       target: '',
       version: '',
-      requestHeaders: newHeaders(),
+      requestHeaders: NO_HEADERS,
       requestStart,
       requestEnd: null,
       requestBodyBytes: 0,
       status: null,
       reason: null,
       responseVersion: null,
-      responseHeaders: newHeaders(),
-      interim: [],
+      responseHeaders: NO_HEADERS,
+      interim: NO_INTERIM,
       responseStart,
       responseEnd: null,
       responseBodyBytes: 0,
@@ -592,9 +715,28 @@ export class HttpConnectionParser {
         if (e > 0 && line[e - 1] === 13) e--;
         s = latin1(line, 0, e);
       } else {
-        // Common case: the whole line is in this buffer; decode it in place.
+        // Common case: the whole line is in this buffer; parse it from the bytes.
         let e = nl;
         if (e > pos && buf[e - 1] === 13) e--;
+        if (!side.inTrailer && e > pos) {
+          if (side.startLineDone) {
+            if (this.fieldLine(side, buf, pos, e)) {
+              // A field line never changes the state.
+              pos = nl + 1;
+              continue;
+            }
+          } else {
+            const start = side.dir === 0 ? fastRequestLine(buf, pos, e) : fastStatusLine(buf, pos, e);
+            if (start !== null) {
+              pos = nl + 1;
+              side.startLineDone = true;
+              if (side.dir === 0) this.requestLine(side, start as RequestLine, ts);
+              else this.statusLine(side, start as StatusLine, ts);
+              if (side.state !== St.Head && side.state !== St.Trailer) return pos;
+              continue;
+            }
+          }
+        }
         s = latin1(buf, pos, e);
       }
       pos = nl + 1;
@@ -657,8 +799,8 @@ export class HttpConnectionParser {
     }
     if (!side.startLineDone) {
       side.startLineDone = true;
-      if (side.dir === 0) this.requestLine(side, s, ts);
-      else this.statusLine(side, s, ts);
+      if (side.dir === 0) this.requestLine(side, parseRequestLine(s), ts);
+      else this.statusLine(side, parseStatusLine(s), ts);
       return;
     }
     if (s.length === 0) {
@@ -692,14 +834,23 @@ export class HttpConnectionParser {
     side.pendValue = '';
     // Framing fields are honoured whether or not the header is kept.
     if (name === 'content-length') {
-      // RFC 9110 section 8.6: a list of identical values is the same as one value.
-      for (const part of value.split(',')) {
-        const t = part.trim();
-        if (!/^\d+$/.test(t)) side.clBad = true;
-        else {
-          const n = Number(t);
-          if (side.cl >= 0 && side.cl !== n) side.clBad = true;
-          side.cl = n;
+      let digits = value.length > 0;
+      for (let k = 0; digits && k < value.length; k++) digits = isDigit(value.charCodeAt(k));
+      if (digits) {
+        // The usual single value (the loop below gives the same for it).
+        const n = Number(value);
+        if (side.cl >= 0 && side.cl !== n) side.clBad = true;
+        side.cl = n;
+      } else {
+        // RFC 9110 section 8.6: a list of identical values is the same as one value.
+        for (const part of value.split(',')) {
+          const t = part.trim();
+          if (!/^\d+$/.test(t)) side.clBad = true;
+          else {
+            const n = Number(t);
+            if (side.cl >= 0 && side.cl !== n) side.clBad = true;
+            side.cl = n;
+          }
         }
       }
     } else if (name === 'transfer-encoding') {
@@ -722,8 +873,28 @@ export class HttpConnectionParser {
     h[name] = value.length > MAX_VALUE_CHARS ? value.slice(0, MAX_VALUE_CHARS) : value;
   }
 
-  private requestLine(side: Side, s: string, ts: Micros): void {
-    const rl = parseRequestLine(s);
+  /**
+   * A field line "token: value" whose name is all token characters, parsed
+   * from the bytes (what line() does for it, without decoding the line).
+   * Returns false to leave anything else to line(): obs-fold, no colon, odd names.
+   */
+  private fieldLine(side: Side, buf: Buffer, start: number, end: number): boolean {
+    const c0 = buf[start]!;
+    if (c0 === 0x20 || c0 === 0x09) return false;
+    let i = start;
+    while (i < end && TCHAR[buf[i]!] === 1) i++;
+    if (i === start || i === end || buf[i] !== 0x3a) return false;
+    let vs = i + 1;
+    let ve = end;
+    while (vs < ve && TRIM_WS[buf[vs]!] === 1) vs++;
+    while (ve > vs && TRIM_WS[buf[ve - 1]!] === 1) ve--;
+    this.flushHeader(side);
+    side.pendName = internLowerToken(buf, start, i);
+    side.pendValue = intern(buf, vs, ve);
+    return true;
+  }
+
+  private requestLine(side: Side, rl: RequestLine | null, ts: Micros): void {
     if (!rl) {
       // Not a request line (Zeek: bad_HTTP_request). The line is consumed, so the next byte starts a line.
       this.loseSync(side, true, 'http-parse-error');
@@ -748,8 +919,8 @@ export class HttpConnectionParser {
       status: null,
       reason: null,
       responseVersion: null,
-      responseHeaders: newHeaders(),
-      interim: [],
+      responseHeaders: NO_HEADERS,
+      interim: NO_INTERIM,
       responseStart: null,
       responseEnd: null,
       responseBodyBytes: 0,
@@ -764,8 +935,7 @@ export class HttpConnectionParser {
     }
   }
 
-  private statusLine(side: Side, s: string, ts: Micros): void {
-    const sl = parseStatusLine(s);
+  private statusLine(side: Side, sl: StatusLine | null, ts: Micros): void {
     if (!sl) {
       this.loseSync(side, true, 'http-parse-error');
       return;
@@ -839,6 +1009,7 @@ export class HttpConnectionParser {
     const status = side.status;
     if (status >= 100 && status < 200 && status !== 101) {
       // Interim response (RFC 9110 section 15.2): the final one follows.
+      if (ex.interim === NO_INTERIM) ex.interim = [];
       ex.interim.push({ status, ts: side.msgStartTs });
       side.resetMessage();
       side.state = St.Head;
