@@ -59,6 +59,9 @@ export class HalfStream {
   lastRetransTs: Micros | null = null;
 }
 
+const UPPER = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ'.split('');
+const LOWER = 'abcdefghijklmnopqrstuvwxyz'.split('');
+
 export type Orientation = 'syn' | 'port' | 'http' | 'guess';
 export type CloseReason = 'closed' | 'reset' | 'capture-end' | 'evicted' | 'reused';
 
@@ -111,11 +114,23 @@ export class Connection {
     let h = '';
     for (const ch of this.history) h += ch === ch.toUpperCase() ? ch.toLowerCase() : ch.toUpperCase();
     this.history = h;
+    this.histSeen = [this.histSeen[1], this.histSeen[0]];
   }
 
+  /** Letters (A..Z as bits 0..25) already in `history`, per direction: a per-packet check without string work. */
+  private histSeen: [number, number] = [0, 0];
+
   addHistory(dir: Dir, letter: string): void {
-    const ch = dir === 0 ? letter.toUpperCase() : letter.toLowerCase();
-    if (!this.history.includes(ch)) this.history += ch;
+    const code = letter.charCodeAt(0) | 0x20; // lower case
+    const bit = code >= 0x61 && code <= 0x7a && letter.length === 1 ? 1 << (code - 0x61) : 0;
+    if (bit === 0) {
+      const ch = dir === 0 ? letter.toUpperCase() : letter.toLowerCase();
+      if (!this.history.includes(ch)) this.history += ch;
+      return;
+    }
+    if ((this.histSeen[dir] & bit) !== 0) return;
+    this.histSeen[dir] |= bit;
+    this.history += dir === 0 ? UPPER[code - 0x61] : LOWER[code - 0x61];
   }
 
   firstClose(): CloseEvent | null {

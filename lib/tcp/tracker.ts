@@ -64,6 +64,28 @@ const SWEEP_EVERY: Micros = 1_000_000;
 /** ... or after this many packets stamped earlier than the last sweep. */
 const SWEEP_BACKWARDS = 65_536;
 
+/** Slots of the connection cache in front of the 4-tuple map (a power of 2). */
+const RECENT_SLOTS = 4096;
+
+/** The map key of a segment's 4-tuple: both endpoints, the lower port first (the same both ways). */
+function tupleKey(seg: TcpSegment): string {
+  return seg.srcPort < seg.dstPort || (seg.srcPort === seg.dstPort && seg.src < seg.dst)
+    ? seg.src + ' ' + seg.srcPort + ' ' + seg.dst + ' ' + seg.dstPort
+    : seg.dst + ' ' + seg.dstPort + ' ' + seg.src + ' ' + seg.srcPort;
+}
+
+/** Cache slot of a 4-tuple, the same both ways: the ports, mixed with the addresses' lengths and last characters. */
+function recentSlot(seg: TcpSegment): number {
+  const a = seg.srcPort;
+  const b = seg.dstPort;
+  const src = seg.src;
+  const dst = seg.dst;
+  const tail = src.length + dst.length + src.charCodeAt(src.length - 1) + dst.charCodeAt(dst.length - 1);
+  let h = Math.imul(a < b ? a : b, 0x85ebca6b) ^ Math.imul(a < b ? b : a, 0xc2b2ae35) ^ Math.imul(tail, 0x27d4eb2f);
+  h ^= h >>> 15;
+  return h & (RECENT_SLOTS - 1);
+}
+
 /**
  * Tracks TCP connections per 4-tuple and turns segments into in-order bytes
  * per direction (StreamHandler), FIN/RST close events, and per-direction
@@ -80,6 +102,15 @@ const SWEEP_BACKWARDS = 65_536;
  */
 export class TcpTracker {
   private readonly conns = new Map<string, Connection>();
+  /**
+   * Direct-mapped cache in front of `conns`, so that most packets find their
+   * connection without building the key string. It only saves the lookup: a
+   * hit must match the segment's endpoints (either way) and be unfinished,
+   * and an unfinished connection is exactly the one `conns` holds for its
+   * 4-tuple (a connection leaves the map when finished, and a new one is only
+   * created for a 4-tuple after the previous one was finished).
+   */
+  private readonly recent: (Connection | undefined)[] = new Array<Connection | undefined>(RECENT_SLOTS).fill(undefined);
   private nextId = 0;
   private lastSweep: Micros = 0;
   /** Packets stamped before lastSweep since the last sweep. */
@@ -107,14 +138,16 @@ export class TcpTracker {
     const port = this.o.port;
     if (port != null && seg.srcPort !== port && seg.dstPort !== port) return;
 
-    const key =
-      seg.srcPort < seg.dstPort || (seg.srcPort === seg.dstPort && seg.src < seg.dst)
-        ? seg.src + ' ' + seg.srcPort + ' ' + seg.dst + ' ' + seg.dstPort
-        : seg.dst + ' ' + seg.dstPort + ' ' + seg.src + ' ' + seg.srcPort;
+    const slot = recentSlot(seg);
+    let conn = this.recent[slot];
+    if (conn !== undefined && (conn.finished || !sameTuple(conn, seg))) conn = undefined;
+    if (conn === undefined) {
+      conn = this.conns.get(tupleKey(seg));
+      if (conn !== undefined) this.recent[slot] = conn;
+    }
 
     const flags = seg.flags;
     const isSyn = (flags & TCP_SYN) !== 0;
-    let conn = this.conns.get(key);
     if (conn !== undefined && isSyn && (flags & TCP_ACK) === 0 && this.isNewAttempt(conn, seg)) {
       // Port reuse: a fresh SYN on a 4-tuple whose connection is over (or a SYN
       // with another initial sequence number) starts a new connection, as
@@ -123,7 +156,8 @@ export class TcpTracker {
       conn = undefined;
     }
     if (conn === undefined) {
-      conn = this.create(key, seg);
+      conn = this.create(tupleKey(seg), seg);
+      this.recent[slot] = conn;
     }
 
     const dir: Dir = seg.srcPort === conn.sides[0].endpoint.port && seg.src === conn.sides[0].endpoint.ip ? 0 : 1;
@@ -519,6 +553,14 @@ function kthSmallest(a: Float64Array, k: number): number {
     else break;
   }
   return a[k]!;
+}
+
+/** The connection is the segment's 4-tuple, in either direction. */
+function sameTuple(conn: Connection, seg: TcpSegment): boolean {
+  const c = conn.sides[0].endpoint;
+  const s = conn.sides[1].endpoint;
+  if (c.port === seg.srcPort && s.port === seg.dstPort && c.ip === seg.src && s.ip === seg.dst) return true;
+  return c.port === seg.dstPort && s.port === seg.srcPort && c.ip === seg.dst && s.ip === seg.src;
 }
 
 function lastDataTs(conn: Connection): Micros | null {
