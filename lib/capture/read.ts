@@ -14,6 +14,56 @@ import { CaptureParser, type CaptureFormat } from './parser.js';
 /** Large sequential reads: fewer syscalls, fewer records spanning two chunks. */
 const READ_CHUNK = 1 << 20;
 
+/**
+ * A regular file read into two reused buffers, the next read running (in
+ * libuv's thread pool) while the parser works on the current chunk. No
+ * buffer is allocated per chunk, so reading a large file costs no page
+ * faults on fresh memory and no garbage. A chunk stays valid until the
+ * second next() after the one that returned it: fine for the parser, which
+ * is synchronous and copies what it keeps. Consumers that hold chunks longer
+ * (gunzip) call detach() first, after which every chunk is a new buffer.
+ */
+class FileChunks {
+  private readonly bufs: Buffer[] = [Buffer.allocUnsafe(READ_CHUNK), Buffer.allocUnsafe(READ_CHUNK)];
+  private cur = 0;
+  private pending: Promise<number> | null = null;
+  private fresh = false;
+
+  constructor(private readonly fd: number) {}
+
+  private read(b: Buffer): Promise<number> {
+    return new Promise<number>((resolve, reject) =>
+      fs.read(this.fd, b, 0, b.length, null, (err, n) => (err ? reject(err) : resolve(n))),
+    );
+  }
+
+  /** From now on, hand out chunks nobody else will write to. */
+  detach(): void {
+    this.fresh = true;
+  }
+
+  /** The next chunk, or null at the end of the file. */
+  async next(): Promise<Buffer | null> {
+    const b = this.bufs[this.cur]!;
+    const n = await (this.pending ?? this.read(b));
+    this.pending = null;
+    if (n === 0) return null;
+    if (this.fresh) this.bufs[this.cur] = Buffer.allocUnsafe(READ_CHUNK);
+    this.cur ^= 1;
+    this.pending = this.read(this.bufs[this.cur]!);
+    // A read error of the prefetch surfaces at the next call; don't let it go unhandled meanwhile.
+    this.pending.catch(() => {});
+    return n === b.length ? b : b.subarray(0, n);
+  }
+
+  /** Wait for a read still running, then close the file. */
+  async close(): Promise<void> {
+    if (this.pending !== null) await this.pending.catch(() => {});
+    this.pending = null;
+    fs.closeSync(this.fd);
+  }
+}
+
 export interface ReadCaptureOptions {
   anomalies: Anomalies;
   /** Called after each chunk read from the source (compressed bytes for gzip). */
@@ -64,7 +114,8 @@ export async function readCapture(
 ): Promise<ReadCaptureResult> {
   const { anomalies, onProgress, signal } = opts;
   let name: string;
-  let src: NodeJS.ReadableStream;
+  let src: NodeJS.ReadableStream | null = null;
+  let file: FileChunks | null = null;
   let totalBytes: number | null = null;
   let fd: number | null = null;
 
@@ -84,7 +135,9 @@ export async function readCapture(
     } catch (err) {
       throw describeOpenError(input, err as NodeJS.ErrnoException);
     }
-    src = fs.createReadStream('', { fd, highWaterMark: READ_CHUNK, autoClose: true });
+    // Regular files: reused buffers. Anything else opened by name (a FIFO, /dev/stdin): a stream.
+    if (totalBytes !== null) file = new FileChunks(fd);
+    else src = fs.createReadStream('', { fd, highWaterMark: READ_CHUNK, autoClose: true });
   } else if (input === '-') {
     name = 'stdin';
     src = process.stdin;
@@ -99,6 +152,7 @@ export async function readCapture(
   let aborted = signal?.aborted ?? false;
 
   const destroySrc = (): void => {
+    if (src === null) return;
     const d = (src as Readable).destroy;
     if (typeof d === 'function') d.call(src);
   };
@@ -108,18 +162,24 @@ export async function readCapture(
   };
   signal?.addEventListener('abort', onAbort, { once: true });
 
-  const it = (src as AsyncIterable<Buffer | string>)[Symbol.asyncIterator]();
+  const it = src === null ? null : (src as AsyncIterable<Buffer | string>)[Symbol.asyncIterator]();
   const next = async (): Promise<Buffer | null> => {
     if (aborted) return null;
-    let r: IteratorResult<Buffer | string>;
+    let chunk: Buffer;
     try {
-      r = await it.next();
+      if (file !== null) {
+        const c = await file.next();
+        if (c === null || aborted) return null;
+        chunk = c;
+      } else {
+        const r = await it!.next();
+        if (r.done || aborted) return null;
+        chunk = typeof r.value === 'string' ? Buffer.from(r.value, 'latin1') : r.value;
+      }
     } catch (err) {
       if (aborted) return null;
       throw new UserError(`cannot read ${name}: ${(err as Error).message}.`);
     }
-    if (r.done || aborted) return null;
-    const chunk = typeof r.value === 'string' ? Buffer.from(r.value, 'latin1') : r.value;
     bytesRead += chunk.length;
     onProgress?.(bytesRead, totalBytes);
     return chunk;
@@ -143,13 +203,19 @@ export async function readCapture(
         if (parser.stopped) break;
       }
     } else {
+      // gunzip holds on to its input chunks: they must not be reused buffers.
+      if (file !== null) {
+        file.detach();
+        head = Buffer.from(head!);
+      }
       await inflateInto(head!, next, parser, anomalies, name, () => aborted);
     }
     // After an abort the partial tail is dropped silently: the user stopped us.
     if (!aborted) parser.end();
   } finally {
     signal?.removeEventListener('abort', onAbort);
-    if (fd !== null) destroySrc(); // closes the fd (autoClose) even if we stopped early
+    if (file !== null) await file.close();
+    else if (fd !== null) destroySrc(); // closes the fd (autoClose) even if we stopped early
   }
 
   return {
