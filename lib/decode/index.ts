@@ -82,6 +82,9 @@ export function isSupportedLinkType(lt: number): boolean {
   }
 }
 
+/** The payload of every segment without captured payload (about half of all packets: pure ACKs): no view to allocate. */
+const NO_PAYLOAD = Buffer.alloc(0);
+
 /** Result of the link layer: where IP starts and which version, or a reason to stop. */
 const NOT_IP = -1;
 const DAMAGED = -2;
@@ -399,7 +402,7 @@ export class Decoder {
     seg.flags = d[off + 13]!;
     seg.window = d.readUInt16BE(off + 14);
     seg.payloadLen = wireLen - dataOff;
-    seg.payload = d.subarray(off + dataOff, capEnd);
+    seg.payload = off + dataOff < capEnd ? d.subarray(off + dataOff, capEnd) : NO_PAYLOAD;
     seg.mss = -1;
     seg.wscale = -1;
     seg.tsval = -1;
@@ -413,7 +416,7 @@ export class Decoder {
         // segment, parse the options we have, and note it (tshark also
         // shows the fixed fields of such a frame).
         this.anomalies.add('truncated-tcp-options');
-        seg.payload = d.subarray(capEnd, capEnd);
+        seg.payload = NO_PAYLOAD;
         this.options(d, off + 20, capEnd, true);
       } else {
         this.options(d, off + 20, off + dataOff, false);
