@@ -16,9 +16,13 @@
  *   HANGSCOPE_FUZZ_SLOW_MS  an input slower than this is reported too (default 5000)
  * A failing input is saved in test/fixtures/fuzz/ (input + JSON saying how it
  * was made and what went wrong) and replayed by the first test on every run.
+ *   HANGSCOPE_FUZZ_DUMP=S:i[,S:i...]  only write those inputs to
+ *   HANGSCOPE_FUZZ_DUMP_DIR (default /tmp) as fuzz-S-i.bin, to look at one.
  *
  * Needs the build (`npm run build`): the worker runs dist/.
  */
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CORPUS, FuzzRunner, IN_CI, type Generated, type Outcome, generate, loadFixtures, loadSeeds, saveFixture, signature } from './harness.js';
 
@@ -49,7 +53,21 @@ function bad(o: Outcome): boolean {
   return o.kind !== 'ok' && o.kind !== 'user-error';
 }
 
-describe('fuzz regression fixtures (test/fixtures/fuzz)', () => {
+const DUMP = process.env.HANGSCOPE_FUZZ_DUMP;
+
+describe.runIf(DUMP !== undefined)('dump inputs', () => {
+  it(`writes ${DUMP}`, () => {
+    for (const si of (DUMP ?? '').split(',')) {
+      const [s, i] = si.split(':').map(Number);
+      const g = generate(seeds, s!, i!);
+      const f = path.join(process.env.HANGSCOPE_FUZZ_DUMP_DIR ?? '/tmp', `fuzz-${s}-${i}.bin`);
+      writeFileSync(f, g.buf);
+      console.log(`[fuzz] ${f}: chunk ${g.chunk}, port ${g.port}, showSecrets ${g.showSecrets}; ${g.base}; ${g.mutations.join('; ')}`);
+    }
+  });
+});
+
+describe.skipIf(DUMP !== undefined)('fuzz regression fixtures (test/fixtures/fuzz)', () => {
   const fixtures = loadFixtures();
   it.runIf(fixtures.length === 0)('none saved yet', () => {});
   for (const f of fixtures) {
@@ -61,7 +79,7 @@ describe('fuzz regression fixtures (test/fixtures/fuzz)', () => {
   }
 });
 
-describe('fuzz campaign', () => {
+describe.skipIf(DUMP !== undefined)('fuzz campaign', () => {
   it(
     `mutated captures for ${SECONDS} s (seed ${SEED}): no throw but UserError, no hang, heap flat`,
     async () => {
