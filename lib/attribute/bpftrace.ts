@@ -99,7 +99,7 @@ export type ProbeResult =
  */
 export function probe(o: { bpftrace?: string } = {}): ProbeResult {
   const bpftrace = o.bpftrace ?? onPath('bpftrace');
-  if (bpftrace === null) return { ok: false, notice: 'bpftrace is not installed (apt-get install bpftrace)' };
+  if (bpftrace === null || !existsSync(bpftrace)) return { ok: false, notice: 'bpftrace is not installed (apt-get install bpftrace)' };
   if (typeof process.getuid === 'function' && process.getuid() !== 0)
     return { ok: false, notice: `eBPF needs root: ${PRIVILEGE_HINT_EBPF}` };
   const btf = existsSync('/sys/kernel/btf/vmlinux');
