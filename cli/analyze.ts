@@ -126,7 +126,8 @@ export async function runAnalyze(file: string, o: AnalyzeCliOptions): Promise<vo
       out.write(
         renderText(analysis, {
           showSecrets,
-          color: o.color ?? (o.output === undefined && process.stdout.isTTY === true),
+          // commander turns --no-color into a `color` flag that defaults to true: colour only on a terminal.
+          color: o.color !== false && o.output === undefined && process.stdout.isTTY === true,
         }),
       );
   } finally {
