@@ -88,6 +88,8 @@ describe.runIf(haveCorpus)('hangscope analyze', () => {
     expect(r.stdout).toContain('socket 127.0.0.1:55920 -> 127.0.0.1:80');
     expect(r.stdout).toMatch(/GET \/ 200 /);
     expect(r.stdout).toContain('client FIN first at');
+    // Piped output (not a terminal) carries no colour escape codes, even without --no-color.
+    expect(run(['analyze', pcap]).stdout).not.toContain('\x1b[');
   });
 
   it('--port keeps only connections to that server port', () => {
