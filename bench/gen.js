@@ -14,8 +14,8 @@
  *             64 KB segments, an ACK for each;
  *  - requests: GET (with query strings, some with Authorization / Cookie),
  *    HEAD, DELETE, POST and PUT with Content-Length or chunked bodies;
- *  - responses: Content-Length or chunked bodies (0 B to 1 MB, most small),
- *    204 / 304 without a body, 404 / 500;
+ *  - responses: Content-Length or chunked bodies (0 B to 1 MB, most small,
+ *    about 3 KB on average), 204 / 304 without a body, 404 / 500;
  *  - ends: client FIN, server FIN (idle close), client RST, server RST in
  *    the middle of a response body, the keep-alive race (a request crossing
  *    the server's idle FIN, answered by RST), and connections still open
@@ -315,11 +315,12 @@ export function writeBenchCapture(path, opts) {
         status = 201;
         reason = 'Created';
       }
+      // Mostly small JSON, a tail of larger bodies: about 3 KB per exchange on average.
       const k = rand();
-      if (k < 0.5) body = ri(0, 512);
-      else if (k < 0.85) body = logUniform(512, 4096);
-      else if (k < 0.98) body = logUniform(4096, 16384);
-      else if (k < 0.998) body = logUniform(16384, 131072);
+      if (k < 0.55) body = ri(0, 512);
+      else if (k < 0.88) body = logUniform(512, 4096);
+      else if (k < 0.985) body = logUniform(4096, 16384);
+      else if (k < 0.999) body = logUniform(16384, 131072);
       else body = logUniform(131072, 1048576);
     }
     const noBody = status === 204 || status === 304;
