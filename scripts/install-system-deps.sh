@@ -1,16 +1,41 @@
 #!/usr/bin/env bash
-# Installs the Debian packages hangscope's tests (and its container image) use:
-#   tcpdump   live capture through a pipe, and the lab's recorder
-#   tshark    the differential tests' second opinion
-#   tcptrace  a peer in the benchmark
+# Installs the Debian packages hangscope uses. One list, two modes:
+#
+#   install-system-deps.sh             everything the tests use (test/run.sh, CI)
+#   install-system-deps.sh --runtime   only what hangscope needs to run (the container image, Dockerfile)
+#   ... --list                         print the mode's packages, one per line, and install nothing
+#
+# Run time (the image holds these, and CI checks the same ones):
+#   tcpdump      live capture through a pipe (watch's default source), and the lab's recorder
+#   libpcap0.8   the capture library (tcpdump's, and the optional in-process binding's)
+#   bpftrace     `watch --attribute`: which process sent each FIN/RST (kernel tracepoints)
+#   iproute2     ss (the attribution fallback), ip (the lab's network namespaces)
+# Tests only:
+#   tshark       the differential tests' second opinion
+#   tcptrace     a peer in the benchmark
 #   python3-uvicorn, python3-fastapi   the lab's real server (the incident's stack)
-#   libpcap-dev, iproute2, iptables    in-process capture build, namespaces and a "middlebox" for the lab
-#   chromium  headless browser for the HTML report's tests (driven by playwright-core)
-#   tmux      a real terminal for the dashboard's tests (send-keys, capture-pane)
+#   libpcap-dev, iptables, procps      in-process capture build, a "middlebox" for the lab, ps
+#   chromium     headless browser for the HTML report's tests (driven by playwright-core)
+#   tmux         a real terminal for the dashboard's tests (send-keys, capture-pane)
 # Only what is missing is installed. Without root it prints what is missing and exits 0:
 # tests that need a missing tool skip with a reason (or fail under CI=true).
 set -euo pipefail
-pkgs=(tcpdump tshark tcptrace python3-uvicorn python3-fastapi libpcap-dev iproute2 iptables procps chromium tmux)
+runtime=(tcpdump libpcap0.8 bpftrace iproute2)
+test_only=(tshark tcptrace python3-uvicorn python3-fastapi libpcap-dev iptables procps chromium tmux)
+
+mode=full
+list=0
+for arg in "$@"; do
+  case "$arg" in
+    --runtime) mode=runtime ;;
+    --list) list=1 ;;
+    *) echo "install-system-deps: unknown option $arg (use --runtime, --list)" >&2; exit 2 ;;
+  esac
+done
+pkgs=("${runtime[@]}")
+if [ "$mode" = full ]; then pkgs+=("${test_only[@]}"); fi
+if [ "$list" = 1 ]; then printf '%s\n' "${pkgs[@]}"; exit 0; fi
+
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
