@@ -45,7 +45,8 @@ export function truncate(s: string, n: number): string {
 /** The path of a target without its query, shortened: the table has no room for more. */
 export function shortPath(target: string, max = 32): string {
   const q = target.indexOf('?');
-  return truncate(q < 0 ? target : target.slice(0, q), max);
+  // Without the query (where tokens are) and without an absolute-form target's userinfo (user:password@).
+  return truncate((q < 0 ? target : target.slice(0, q)).replace(/\/\/[^/@]*@/, '//'), max);
 }
 
 /** First close event at or after `ts`. */
