@@ -25,7 +25,7 @@ import { join, resolve } from 'node:path';
 import { DashboardFeed } from '../dashboards/attach.js';
 import { EngineMetrics } from '../dashboards/metrics.js';
 import { DashboardStore } from '../dashboards/tui/model.js';
-import { FULL_SNAPLEN, buildFilter, startLiveCapture, type CaptureCounters, type LiveCapture, type LiveSourceChoice } from '../lib/capture/live.js';
+import { DEFAULT_BUFFER_KIB, FULL_SNAPLEN, buildFilter, startLiveCapture, type CaptureCounters, type LiveCapture, type LiveSourceChoice } from '../lib/capture/live.js';
 import { RotatingPcapWriter, parseSize } from '../lib/capture/rotate.js';
 import { Engine, toReport } from '../lib/index.js';
 import { connectionToJSON, findingToJSON } from '../lib/report/index.js';
@@ -41,6 +41,7 @@ export interface DaemonCliOptions {
   filter?: string;
   source?: string;
   snaplen?: string;
+  bufferSize?: string;
   dir?: string;
   prefix?: string;
   rotateSize?: string;
@@ -180,6 +181,7 @@ export async function runDaemon(o: DaemonCliOptions): Promise<void> {
   const slow = parseSeconds(o.slow, '--slow');
   const durationUs = parseSeconds(o.duration, '--duration');
   const snaplen = o.snaplen !== undefined ? parseCount(o.snaplen, '--snaplen', 64, FULL_SNAPLEN) : FULL_SNAPLEN;
+  const bufferMiB = o.bufferSize !== undefined ? parseCount(o.bufferSize, '--buffer-size', 1, 4096) : DEFAULT_BUFFER_KIB / 1024;
   const source = (o.source ?? 'auto') as LiveSourceChoice;
   if (!['auto', 'tcpdump', 'libpcap'].includes(source)) throw new UserError(`--source is one of auto, tcpdump, libpcap (not "${o.source}")`);
   const rotateSize = parseSize(o.rotateSize ?? DEFAULT_ROTATE_SIZE, '--rotate-size');
@@ -312,6 +314,7 @@ export async function runDaemon(o: DaemonCliOptions): Promise<void> {
       iface,
       filter,
       snaplen,
+      bufferKiB: bufferMiB * 1024,
       anomalies: engine.anomalies,
       onLinkType: (lt) => rotator.start(lt),
       onPacket: (rec) => {

@@ -67,6 +67,7 @@ program
   .option('--filter <bpf>', 'capture filter (pcap-filter syntax), instead of or on top of --port')
   .addOption(new Option('--source <source>', 'capture through tcpdump, or in-process through libpcap (npm pcap)').choices(['auto', 'tcpdump', 'libpcap']).default('auto'))
   .option('-s, --snaplen <bytes>', 'keep at most this many bytes per frame (default: whole frames)')
+  .option('-B, --buffer-size <MiB>', 'kernel capture buffer (default 32); raise it if drops are reported under load')
   .option('--dir <folder>', 'folder of the capture files and the NDJSON file (created with mode 0700)', 'hangscope-captures')
   .option('--prefix <name>', 'capture file names: NAME-<UTC time>-<seq>.pcap (only files named so, made by this run, are ever deleted)', 'hangscope')
   .option('--rotate-size <size>', 'start a new capture file when the current one would grow past this (bytes, or k/M/G)', '100M')
