@@ -78,7 +78,7 @@ export class DashboardFeed {
   private readonly clients = new Set<Client>();
   private readonly backlog: { id: number; text: string }[] = [];
   private nextId = 1;
-  private lastVersion = -1;
+  private lastKey = '';
   private lastSent = 0;
   private lastBeat = Date.now();
   private snapText: string | null = null;
@@ -160,17 +160,26 @@ export class DashboardFeed {
   }
 
   private snapshotText(): string {
-    if (this.snapText === null || this.store.version !== this.lastVersion) {
-      this.lastVersion = this.store.version;
+    const key = this.changeKey();
+    if (this.snapText === null || key !== this.lastKey) {
+      this.lastKey = key;
       this.snapText = JSON.stringify(wireSnapshot(this.store.snapshot(), this.o.showSecrets));
     }
     return this.snapText;
   }
 
+  /**
+   * What a new snapshot would differ by: the store's version (sockets, exchanges, findings, counters)
+   * and the packets seen (a FIN or a byte on a live socket changes its row without an engine event).
+   */
+  private changeKey(): string {
+    return `${this.store.version}:${this.store.engine?.packets ?? 0}`;
+  }
+
   private tick(): void {
     if (this.clients.size === 0) return;
     const now = Date.now();
-    if (this.store.version !== this.lastVersion && now - this.lastSent >= SNAPSHOT_EVERY_MS) {
+    if (this.changeKey() !== this.lastKey && now - this.lastSent >= SNAPSHOT_EVERY_MS) {
       this.lastSent = now;
       this.lastBeat = now;
       const text = `event: snapshot\ndata: ${this.snapshotText()}\n\n`;

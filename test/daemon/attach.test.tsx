@@ -129,12 +129,19 @@ describe.runIf(haveIncident)('daemon: attach on the incident', () => {
     expect(JSON.parse(early.events[0]!.data).interface).toBe('lo');
 
     const recs = await records(INCIDENT!);
-    // Up to the client's FIN: the socket is live, /exec waiting.
-    for (const r of recs.slice(0, fin)) engine.packet(r);
-    await until(() => {
+    const lastSnapshot = (): Snapshot | null => {
       const last = early.events.filter((e) => e.event === 'snapshot').pop();
-      return last !== undefined && (JSON.parse(last.data) as Snapshot).rows.some((r) => r.live && r.client.port === port && r.closes.length === 1);
-    }, 5000, 'a snapshot with the live socket after the client FIN');
+      return last === undefined ? null : (JSON.parse(last.data) as Snapshot);
+    };
+    // Up to the frame before POST /exec (tshark): the GET is done, the socket idle in the pool.
+    const post = Number(tshark(INCIDENT!, 'http.request.method == "POST"', ['frame.number'])[0]![0]);
+    for (const r of recs.slice(0, post - 1)) engine.packet(r);
+    await until(() => lastSnapshot()?.rows.some((r) => r.live && r.client.port === port && r.exchanges.length === 1 && r.exchanges[0]!.done) === true, 5000, 'a snapshot with the GET done');
+    // Then POST /exec, keep-alive probes and the client's FIN: no engine event (nothing finishes), yet the
+    // row changes, and the dashboard must see it.
+    for (const r of recs.slice(post - 1, fin)) engine.packet(r);
+    await until(() => lastSnapshot()?.rows.some((r) => r.live && r.client.port === port && r.exchanges.length === 2 && r.closes.length === 1) === true, 5000, 'a snapshot with the live socket after the client FIN');
+    expect(lastSnapshot()!.packets).toBe(fin);
     expect(early.events.some((e) => e.event === 'connection')).toBe(false);
 
     for (const r of recs.slice(fin)) engine.packet(r);
