@@ -136,6 +136,8 @@ export class Attributor {
    * receiving socket's owner and what ss saw of it).
    */
   annotate(rec: ConnectionRecord): void {
+    // The kernel events of a close reach us within microseconds of its packet, long before the engine
+    // finishes the connection (a closed connection lingers 5 s, lib/tcp/tracker.ts closeLinger).
     this.store.annotate(rec);
     for (const c of rec.closes) {
       if (c.kind !== 'FIN') continue;
@@ -154,6 +156,7 @@ export class Attributor {
             : null,
       };
     }
+    this.store.forget(rec);
   }
 
   async stop(): Promise<void> {

@@ -68,7 +68,7 @@ export interface StoreOptions {
   slack?: Micros;
   /** Events are forgotten this long after a 4-tuple's last event (µs, default 15 min). */
   horizon?: Micros;
-  /** At most this many 4-tuples (default 200000) and events per 4-tuple (default 64). */
+  /** At most this many 4-tuples (default 50000) and events per 4-tuple (default 64). */
   maxTuples?: number;
   maxEventsPerTuple?: number;
   /** enum sk_rst_reason names by value (default: Linux 6.10's). */
@@ -122,7 +122,7 @@ export class AttributionStore {
     this.o = {
       slack: o.slack ?? 20_000,
       horizon: o.horizon ?? 15 * 60_000_000,
-      maxTuples: o.maxTuples ?? 200_000,
+      maxTuples: o.maxTuples ?? 50_000,
       maxEventsPerTuple: o.maxEventsPerTuple ?? 64,
       rstReasons: o.rstReasons ?? RST_REASONS_6_10,
     };
@@ -273,6 +273,21 @@ export class AttributionStore {
       n++;
     }
     return n;
+  }
+
+  /**
+   * Drops what is kept for a finished connection (both directions, up to its last packet): memory then
+   * follows the open connections, as in the engine. A later connection on the same 4-tuple has its own events.
+   */
+  forget(rec: ConnectionRecord): void {
+    const cut = rec.end + this.o.slack;
+    for (const k of [key(rec.client, rec.server), key(rec.server, rec.client)]) {
+      const list = this.byTuple.get(k);
+      if (list === undefined) continue;
+      const keep = list.filter((s) => s.ts > cut);
+      if (keep.length === 0) this.byTuple.delete(k);
+      else this.byTuple.set(k, keep);
+    }
   }
 
   /** How many 4-tuples and live sockets are held (for tests of the bounds). */

@@ -9,7 +9,9 @@ import { describe, expect, it } from 'vitest';
 import { Attributor } from '../../lib/attribute/index.js';
 import { ClockMap } from '../../lib/attribute/clock.js';
 import { renderSocket } from '../../dashboards/text.js';
+import { analyzeCapture } from '../../lib/index.js';
 import { connectionToJSON } from '../../lib/report/index.js';
+import path from 'node:path';
 import { analyzeFixture, byClientPort, loadFixture, storeOf, type Fixture } from './helpers.js';
 
 describe('keep-alive race (uvicorn, Node clients)', async () => {
@@ -92,6 +94,13 @@ describe('keep-alive race (uvicorn, Node clients)', async () => {
     expect(s.dropped).toBeGreaterThan(0);
     // Every socket of the session reached CLOSE: none is still held.
     expect(storeOf(fx).size.sockets).toBeLessThanOrEqual(1);
+  });
+
+  it('memory follows the open connections: a finished connection\'s events are dropped once it is annotated', async () => {
+    const att = Attributor.offline(storeOf(fx));
+    expect(att.store.size.tuples).toBeGreaterThan(20);
+    await analyzeCapture(path.join(fx.dir, 'capture.pcap'), { port: fx.session.port, onConnection: (rec) => att.annotate(rec) });
+    expect(att.store.size.tuples).toBe(0);
   });
 });
 
