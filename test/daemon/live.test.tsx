@@ -30,7 +30,7 @@ import { RemoteStore, eventsUrl, followEvents } from '../../dashboards/attach.js
 import { App } from '../../dashboards/tui/App.js';
 import { PYTHON, readJsonLines, startClient, startTcpdump, startUvicorn, stopAll, stopProcess, stopTcpdump, waitExit } from '../lab/harness.mjs';
 import { requestsFrom } from '../lab/truth.mjs';
-import { BIN, built, childPids, isRoot, killAll, start, tcpdumpPath, until, type Running } from '../live/helpers.js';
+import { BIN, REPO as ROOT, built, childPids, hasCommand, isRoot, killAll, start, tcpdumpPath, until, type Running } from '../live/helpers.js';
 import { REPO, labCapture, metric, need, parseMetrics, readBack, tshark, tsharkFrames, tsharkPresent, type Sample } from './helpers.js';
 
 const SUITE = 'daemon: live under the lab incident';
@@ -41,6 +41,13 @@ const ready =
   need(tcpdumpPath !== null, 'tcpdump is not installed (apt-get install tcpdump)', SUITE) &&
   need(uvicornOk, `${PYTHON} cannot import uvicorn and fastapi (apt-get install python3-uvicorn python3-fastapi)`, SUITE);
 if (ready && !tsharkPresent) need(false, 'tshark is not installed: the tshark cross-checks are left out (apt-get install tshark)', `${SUITE}: tshark`);
+
+const haveTmux = ready && need(hasCommand('tmux'), 'tmux is not installed (apt-get install tmux)', `${SUITE}: watch --attach in a terminal`);
+const TMUX = `hangscope-daemon-test-${process.pid}`;
+function tmux(...args: string[]): { code: number | null; out: string } {
+  const r = spawnSync('tmux', ['-L', TMUX, ...args], { encoding: 'utf8', timeout: 10_000 });
+  return { code: r.status, out: r.stdout };
+}
 
 const ROTATE_SIZE = 1024;
 const ROTATE_COUNT = 3;
@@ -95,6 +102,9 @@ describe.runIf(ready)(SUITE, () => {
   let samples: Sample[];
   let stateDoc: any;
   let frame: string;
+  /** The terminal of `watch --attach` under tmux, and whether q ended it. */
+  let screen = '';
+  let quitByQ = false;
   let tcpdumps: number[] = [];
   let exit: { code: number | null; signal: NodeJS.Signals | null };
   let probes: { host: number; post: number; index: number; metricsType: string };
@@ -134,6 +144,8 @@ describe.runIf(ready)(SUITE, () => {
         following = followEvents(eventsUrl(base), { onEvent: (e) => e.event === 'snapshot' && remote.apply(JSON.parse(e.data)), onLink: (s, why) => remote.setLink(s === 'connected' ? 'connected' : why) }, follow.signal);
         const ink = render(<App store={remote} width={180} height={30} refreshMs={50} />);
         unmount = () => ink.unmount();
+        // And the command itself on a real terminal.
+        if (haveTmux) tmux('new-session', '-d', '-s', 'main', '-x', '180', '-y', '30', `cd ${ROOT} && ${process.execPath} ${BIN} watch --attach ${base}`);
 
         // The incident, by the lab's own client.
         const clientLog = path.join(tmp, 'client.log');
@@ -163,6 +175,14 @@ describe.runIf(ready)(SUITE, () => {
         }
         await new Promise((res) => setTimeout(res, 700));
         frame = ink.lastFrame() ?? '';
+        if (haveTmux) {
+          screen = tmux('capture-pane', '-p', '-t', 'main').out;
+          tmux('send-keys', '-t', 'main', 'q');
+          await until(() => tmux('has-session', '-t', 'main').code !== 0, 10_000, 'watch --attach to quit on q').then(
+            () => (quitByQ = true),
+            () => {},
+          );
+        }
         stateDoc = JSON.parse((await request(`${base}/state`)).body);
         const host = (await request(`${base}/metrics`, { host: 'attacker.example' })).status;
         const post = (await request(`${base}/metrics`, { method: 'POST' })).status;
@@ -186,6 +206,7 @@ describe.runIf(ready)(SUITE, () => {
   }, 120_000);
 
   afterAll(async () => {
+    if (haveTmux) tmux('kill-server');
     follow.abort();
     await following;
     unmount?.();
@@ -343,6 +364,15 @@ describe.runIf(ready)(SUITE, () => {
     expect(row).toContain('client-abort-before-response');
     expect(frame).toContain(`tcpdump on lo  filter "tcp port ${port}"`);
     expect(frame).toMatch(/findings: client-abort-before-response 1/);
+    if (haveTmux) {
+      // The same row in `hangscope watch --attach URL` on a terminal (tmux); q quit it.
+      const termRow = screen.split('\n').find((l) => l.includes(` ${localPort} `));
+      expect(termRow, screen).toBeDefined();
+      expect(termRow).toContain(`GET /files/abc 200 -> POST /exec x client FIN ${waited}s`);
+      expect(termRow).toContain('client-abort-before-response');
+      expect(screen).toContain(`attached to ${base}`);
+      expect(quitByQ).toBe(true);
+    }
     const stateRow = stateDoc.rows.find((r: any) => r.client.port === localPort);
     expect(stateRow.exchanges.map((e: any) => e.target)).toEqual([requests[0].target, '/exec']);
     expect(stateRow.closes[0]).toMatchObject({ by: 'client', kind: 'FIN' });
