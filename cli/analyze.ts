@@ -1,5 +1,5 @@
 /** `hangscope analyze <file|->`: a capture file (pcap, pcapng, gzip) through the engine into a report. */
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, fchmodSync, fstatSync, openSync, writeSync } from 'node:fs';
 import { renderHtml } from '../dashboards/html.js';
 import { renderText } from '../dashboards/text.js';
 import { analyzeCapture, toReport, type Engine } from '../lib/index.js';
@@ -34,6 +34,15 @@ export function parseSeconds(v: string | undefined, flag: string): number | unde
   return Math.round(n * 1e6);
 }
 
+/**
+ * Make a file the user named private (0600): open()'s mode only applies when
+ * it creates the file, so an existing report keeps its old mode otherwise.
+ * Only regular files: `-o /dev/null` as root must not chmod /dev/null.
+ */
+export function makePrivate(fd: number): void {
+  if (fstatSync(fd).isFile()) fchmodSync(fd, 0o600);
+}
+
 /** Output goes to --output (created 0600: captures and reports can hold secrets) or stdout. */
 export class Output {
   private fd: number | null = null;
@@ -41,6 +50,7 @@ export class Output {
     if (path !== undefined && path !== '-') {
       try {
         this.fd = openSync(path, 'w', 0o600);
+        makePrivate(this.fd);
       } catch (e) {
         throw new UserError(`cannot write ${path}: ${(e as Error).message.replace(/^[A-Z]+: /, '')}`);
       }

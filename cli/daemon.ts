@@ -17,7 +17,7 @@
  * written), the capture file is closed, the NDJSON file flushed and closed,
  * attached dashboards get the final state, and the listener is closed.
  */
-import { closeSync, fchmodSync, fsyncSync, openSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
 import * as http from 'node:http';
 import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
@@ -30,7 +30,7 @@ import { RotatingPcapWriter, parseSize } from '../lib/capture/rotate.js';
 import { Engine, toReport } from '../lib/index.js';
 import { connectionToJSON, findingToJSON } from '../lib/report/index.js';
 import { UserError } from '../lib/types.js';
-import { parsePort, parseSeconds } from './analyze.js';
+import { makePrivate, parsePort, parseSeconds } from './analyze.js';
 
 const require = createRequire(import.meta.url);
 const pkg = require('../../package.json') as { version: string };
@@ -92,7 +92,7 @@ class NdjsonAppender {
   constructor(readonly path: string) {
     try {
       this.fd = openSync(path, 'a', 0o600);
-      fchmodSync(this.fd, 0o600);
+      makePrivate(this.fd); // regular files only: not /dev/null or a pipe
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
       const why = err.code === 'ENOENT' ? 'no such directory' : err.code === 'EACCES' ? 'permission denied' : err.message;

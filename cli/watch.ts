@@ -4,7 +4,7 @@
  * lines (`--format text|ndjson`, or when standard output is not a terminal).
  * Also `hangscope analyze FILE --tui`: a file replayed into the dashboard.
  */
-import { closeSync, fchmodSync, openSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { closeSender, exchangeLink, renderText, socketFailing } from '../dashboards/text.js';
 import { DashboardStore, runDashboard, type DashboardHandle } from '../dashboards/tui/index.js';
 import { replayCapture } from '../lib/capture/live-replay.js';
@@ -24,7 +24,7 @@ import type { Finding } from '../lib/diagnose/index.js';
 import { Engine, toReport, type Analysis } from '../lib/index.js';
 import { connectionToJSON, findingToJSON, fmtClock } from '../lib/report/index.js';
 import { UserError } from '../lib/types.js';
-import { Output, parsePort, parseSeconds } from './analyze.js';
+import { Output, makePrivate, parsePort, parseSeconds } from './analyze.js';
 
 export interface WatchCliOptions {
   interface?: string;
@@ -64,8 +64,8 @@ function parseInt0(v: string | undefined, flag: string, min: number, max: number
 function precreatePrivate(path: string): void {
   try {
     const fd = openSync(path, 'w', 0o600);
-    // An existing file keeps its mode on open(); make it private too.
-    fchmodSync(fd, 0o600);
+    // An existing file keeps its mode on open(); make it private too (regular files only: not /dev/null).
+    makePrivate(fd);
     closeSync(fd);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;

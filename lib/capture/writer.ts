@@ -39,7 +39,8 @@ export class PcapWriter {
     this.snaplen = opts.snaplen ?? 262144;
     this.nano = opts.nanosecond ?? false;
     try {
-      this.fd = fs.openSync(path, 'w');
+      // 0600 when it creates the file: captures hold credentials and bodies.
+      this.fd = fs.openSync(path, 'w', 0o600);
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       const why = e.code === 'ENOENT' ? 'no such directory' : e.code === 'EACCES' ? 'permission denied' : e.message;
