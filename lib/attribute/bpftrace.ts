@@ -25,8 +25,7 @@ import { TRACEPOINTS, buildScript, parseFormats, type TracepointFormats } from '
 export const TRACEFS = '/sys/kernel/tracing';
 const DEBUGFS_TRACING = '/sys/kernel/debug/tracing';
 export const MOUNT_HINT = `mount -t tracefs nodev ${TRACEFS}`;
-export const PRIVILEGE_HINT_EBPF =
-  'run as root (in Kubernetes: kubectl debug --profile=sysadmin), or use --ss-interval for the ss fallback';
+export const PRIVILEGE_HINT_EBPF = 'run as root (in Kubernetes: kubectl debug --profile=sysadmin)';
 
 export interface BpftraceOptions {
   /** Ports to trace (connections with either end on one of them). */

@@ -12,7 +12,7 @@
  * started through the lab harness and stopped by PID; every wait is bounded.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -104,6 +104,60 @@ function scenarioDir(name: string): string {
   mkdirSync(d, { recursive: true });
   return d;
 }
+
+describe.runIf(ready)('tracefs', () => {
+  it('not mounted and no unshare to mount it privately: the notice says exactly what to run', async () => {
+    const { tracefsPath } = await import('../../lib/attribute/bpftrace.js');
+    const { Attributor } = await import('../../lib/attribute/index.js');
+    if (tracefsPath() !== null) {
+      console.log('[skip] tracefs is mounted on this machine: the unshare path is not taken');
+      return;
+    }
+    const bin = scenarioDir('no-unshare-bin');
+    for (const cmd of ['bpftrace', 'sh', 'cat']) symlinkSync(spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).stdout.trim(), path.join(bin, cmd));
+    const saved = process.env.PATH;
+    const notices: string[] = [];
+    try {
+      process.env.PATH = bin;
+      const att = await Attributor.start({ ports: [18618], ebpf: true, ssIntervalMs: 0, onNotice: (l) => notices.push(l) });
+      await att.stop();
+    } finally {
+      process.env.PATH = saved;
+    }
+    expect(notices).toEqual([
+      'no eBPF process attribution: tracefs is not mounted and unshare (util-linux) is missing: run `mount -t tracefs nodev /sys/kernel/tracing` as root, then retry',
+    ]);
+  });
+});
+
+describe.runIf(ready)('tracefs, mounting refused', () => {
+  it('unshare without the privilege (run as nobody): the notice quotes its error and what to run', async () => {
+    const { tracefsPath } = await import('../../lib/attribute/bpftrace.js');
+    const { Attributor } = await import('../../lib/attribute/index.js');
+    const setpriv = spawnSync('sh', ['-c', 'command -v setpriv'], { encoding: 'utf8' }).stdout.trim();
+    const unshare = spawnSync('sh', ['-c', 'command -v unshare'], { encoding: 'utf8' }).stdout.trim();
+    if (tracefsPath() !== null || !setpriv || !unshare) {
+      console.log('[skip] tracefs is mounted here, or no setpriv/unshare: the refused-mount path is not taken');
+      return;
+    }
+    const bin = scenarioDir('nobody-unshare-bin');
+    for (const cmd of ['bpftrace', 'sh', 'cat']) symlinkSync(spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).stdout.trim(), path.join(bin, cmd));
+    // The real unshare, dropped to nobody: the kernel refuses the new mount namespace.
+    writeFileSync(path.join(bin, 'unshare'), `#!/bin/sh\nexec ${setpriv} --reuid=65534 --regid=65534 --clear-groups ${unshare} "$@"\n`, { mode: 0o755 });
+    const saved = process.env.PATH;
+    const notices: string[] = [];
+    try {
+      process.env.PATH = bin;
+      const att = await Attributor.start({ ports: [18618], ebpf: true, ssIntervalMs: 0, onNotice: (l) => notices.push(l) });
+      await att.stop();
+    } finally {
+      process.env.PATH = saved;
+    }
+    expect(notices).toEqual([
+      'no eBPF process attribution: tracefs is not mounted at /sys/kernel/tracing and mounting it in a private mount namespace failed (unshare: unshare failed: Operation not permitted): run `mount -t tracefs nodev /sys/kernel/tracing` as root (or give the container CAP_SYS_ADMIN, kubectl debug --profile=sysadmin), then retry',
+    ]);
+  });
+});
 
 describe.runIf(ready)('watch --attribute on loopback', () => {
   it('keep-alive race (uvicorn): FINs by python3 and node, the RST for a request on a closed socket by the kernel', { timeout: 180_000 }, async () => {
