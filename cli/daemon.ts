@@ -17,7 +17,7 @@
  * written), the capture file is closed, the NDJSON file flushed and closed,
  * attached dashboards get the final state, and the listener is closed.
  */
-import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, fsyncSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import * as http from 'node:http';
 import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
@@ -26,7 +26,7 @@ import { DashboardFeed } from '../dashboards/attach.js';
 import { EngineMetrics } from '../dashboards/metrics.js';
 import { DashboardStore } from '../dashboards/tui/model.js';
 import { DEFAULT_BUFFER_KIB, FULL_SNAPLEN, buildFilter, startLiveCapture, type CaptureCounters, type LiveCapture, type LiveSourceChoice } from '../lib/capture/live.js';
-import { RotatingPcapWriter, parseSize } from '../lib/capture/rotate.js';
+import { RotatingPcapWriter, checkRotateOptions, parseSize } from '../lib/capture/rotate.js';
 import { Engine, toReport } from '../lib/index.js';
 import { connectionToJSON, findingToJSON } from '../lib/report/index.js';
 import { UserError } from '../lib/types.js';
@@ -88,8 +88,10 @@ class NdjsonAppender {
   private readonly timer: NodeJS.Timeout;
   lines = 0;
   errors = 0;
+  private readonly created: boolean;
 
   constructor(readonly path: string) {
+    this.created = !existsSync(path);
     try {
       this.fd = openSync(path, 'a', 0o600);
       makePrivate(this.fd); // regular files only: not /dev/null or a pipe
@@ -122,6 +124,22 @@ class NdjsonAppender {
       // A full disk must not stop the capture; the count shows in the summary.
       this.errors++;
       if (this.errors === 1) process.stderr.write(`hangscope: cannot write ${this.path}: ${(e as Error).message}\n`);
+    }
+  }
+
+  /** The daemon did not start: remove the file if this run created it and wrote nothing to it. */
+  discard(): void {
+    clearInterval(this.timer);
+    if (this.fd === null) return;
+    const st = fstatSync(this.fd);
+    closeSync(this.fd);
+    this.fd = null;
+    if (this.created && st.isFile() && st.size === 0) {
+      try {
+        unlinkSync(this.path);
+      } catch {
+        /* gone already */
+      }
     }
   }
 
@@ -186,23 +204,34 @@ export async function runDaemon(o: DaemonCliOptions): Promise<void> {
   if (!['auto', 'tcpdump', 'libpcap'].includes(source)) throw new UserError(`--source is one of auto, tcpdump, libpcap (not "${o.source}")`);
   const rotateSize = parseSize(o.rotateSize ?? DEFAULT_ROTATE_SIZE, '--rotate-size');
   const rotateCount = parseCount(o.rotateCount ?? DEFAULT_ROTATE_COUNT, '--rotate-count', 1, 1_000_000);
+  checkRotateOptions({ ...(o.prefix !== undefined ? { prefix: o.prefix } : {}), maxBytes: rotateSize, maxFiles: rotateCount });
   const { host, port: listenPort } = parseListen(o.metricsListen ?? DEFAULT_LISTEN);
   const iface = o.interface ?? 'any';
   const filter = buildFilter(port, o.filter);
   const showSecrets = o.showSecrets === true;
   const dir = resolve(o.dir ?? DEFAULT_DIR);
 
-  // Files first (a bad folder is the user's to fix before anything starts), then the listener, then the capture.
-  const rotator = new RotatingPcapWriter({
-    dir,
-    ...(o.prefix !== undefined ? { prefix: o.prefix } : {}),
-    maxBytes: rotateSize,
-    maxFiles: rotateCount,
-    snaplen,
-    onError: (e) => process.stderr.write(`hangscope: cannot write the capture file: ${e.message}; still capturing, retrying later\n`),
-  });
-  const ndjsonPath = resolve(o.ndjson ?? join(dir, `${rotator.prefix}.ndjson`));
-  const nd = new NdjsonAppender(ndjsonPath);
+  // The listener first (a port in use leaves nothing behind), then the files, then the capture.
+  const server = http.createServer();
+  server.keepAliveTimeout = 65_000;
+  const boundPort = await listen(server, host, listenPort);
+  let rotator: RotatingPcapWriter;
+  let nd: NdjsonAppender;
+  try {
+    rotator = new RotatingPcapWriter({
+      dir,
+      ...(o.prefix !== undefined ? { prefix: o.prefix } : {}),
+      maxBytes: rotateSize,
+      maxFiles: rotateCount,
+      snaplen,
+      onError: (e) => process.stderr.write(`hangscope: cannot write the capture file: ${e.message}; still capturing, retrying later\n`),
+    });
+    nd = new NdjsonAppender(resolve(o.ndjson ?? join(dir, `${rotator.prefix}.ndjson`)));
+  } catch (e) {
+    server.close();
+    throw e;
+  }
+  const ndjsonPath = nd.path;
 
   const startedWall = Date.now();
   const store = new DashboardStore({
@@ -257,7 +286,7 @@ export async function runDaemon(o: DaemonCliOptions): Promise<void> {
   metrics.attachFiles(() => rotator);
 
   const loopback = isLoopbackHost(host);
-  const server = http.createServer((req, res) => {
+  server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
     // Bound to loopback: answer only requests addressed to loopback, so a web page cannot read the
     // endpoint through DNS rebinding (its Host header then names the attacker's domain).
     const h = (req.headers.host ?? '').replace(/:\d+$/, '');
@@ -282,12 +311,6 @@ export async function runDaemon(o: DaemonCliOptions): Promise<void> {
         .writeHead(200, { 'content-type': 'text/plain; charset=utf-8' })
         .end('hangscope daemon\n/metrics  Prometheus metrics\n/events   dashboard events (server-sent events; `hangscope watch --attach URL`)\n/state    dashboard state (JSON)\n');
     } else res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('hangscope: not found\n');
-  });
-  server.keepAliveTimeout = 65_000;
-  const boundPort = await listen(server, host, listenPort).catch((e: unknown) => {
-    rotator.close();
-    nd.close();
-    throw e;
   });
   const base = `http://${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
 
@@ -326,7 +349,7 @@ export async function runDaemon(o: DaemonCliOptions): Promise<void> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     rotator.close();
-    nd.close();
+    nd.discard();
     feed.end('the capture did not start');
     server.closeAllConnections();
     server.close();

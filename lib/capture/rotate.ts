@@ -73,6 +73,15 @@ function stamp(ms: number): string {
   return new Date(ms).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
 }
 
+/** Throws the UserError the writer would throw for these options (so a command can check before it starts anything). */
+export function checkRotateOptions(o: Pick<RotatingPcapOptions, 'prefix' | 'maxBytes' | 'maxFiles'>): void {
+  const prefix = o.prefix ?? 'hangscope';
+  if (!PREFIX_RE.test(prefix)) throw new UserError(`the file prefix "${prefix}" may only hold letters, digits, ".", "_" and "-" (at most 64).`);
+  if (!Number.isInteger(o.maxBytes) || o.maxBytes < MIN_ROTATE_BYTES)
+    throw new UserError(`the rotation size must be at least ${MIN_ROTATE_BYTES} bytes, not ${o.maxBytes}.`);
+  if (!Number.isInteger(o.maxFiles) || o.maxFiles < 1) throw new UserError(`the rotation count must be at least 1, not ${o.maxFiles}.`);
+}
+
 export class RotatingPcapWriter {
   readonly dir: string;
   readonly prefix: string;
@@ -106,11 +115,7 @@ export class RotatingPcapWriter {
 
   constructor(private readonly o: RotatingPcapOptions) {
     this.prefix = o.prefix ?? 'hangscope';
-    if (!PREFIX_RE.test(this.prefix))
-      throw new UserError(`the file prefix "${this.prefix}" may only hold letters, digits, ".", "_" and "-" (at most 64).`);
-    if (!Number.isInteger(o.maxBytes) || o.maxBytes < MIN_ROTATE_BYTES)
-      throw new UserError(`the rotation size must be at least ${MIN_ROTATE_BYTES} bytes, not ${o.maxBytes}.`);
-    if (!Number.isInteger(o.maxFiles) || o.maxFiles < 1) throw new UserError(`the rotation count must be at least 1, not ${o.maxFiles}.`);
+    checkRotateOptions(o);
     this.maxBytes = o.maxBytes;
     this.maxFiles = o.maxFiles;
     this.snaplen = o.snaplen ?? 262144;
