@@ -2,6 +2,7 @@
 import { closeSync, fchmodSync, fstatSync, openSync, writeSync } from 'node:fs';
 import { renderHtml } from '../dashboards/html.js';
 import { renderText } from '../dashboards/text.js';
+import { parseSize } from '../lib/capture/rotate.js';
 import { analyzeCapture, toReport, type Engine } from '../lib/index.js';
 import { connectionToJSON, findingToJSON } from '../lib/report/index.js';
 import { UserError } from '../lib/types.js';
@@ -18,6 +19,24 @@ export interface AnalyzeCliOptions {
   tui?: boolean;
   /** With --tui: multiple of the recorded speed (default: as fast as possible). */
   speed?: string;
+  maxConnections?: string;
+  maxBuffer?: string;
+}
+
+/** The engine's resource bounds from --max-connections and --max-buffer (docs/reliability.md). */
+export function parseBounds(o: { maxConnections?: string | undefined; maxBuffer?: string | undefined }): {
+  maxConnections?: number;
+  maxBufferedBytes?: number;
+} {
+  const out: { maxConnections?: number; maxBufferedBytes?: number } = {};
+  if (o.maxConnections !== undefined) {
+    const n = Number(o.maxConnections);
+    if (!Number.isInteger(n) || n < 1 || n > 100_000_000)
+      throw new UserError(`--max-connections wants a whole number of connections from 1 to 100000000, not "${o.maxConnections}"`);
+    out.maxConnections = n;
+  }
+  if (o.maxBuffer !== undefined) out.maxBufferedBytes = parseSize(o.maxBuffer, '--max-buffer');
+  return out;
 }
 
 export function parsePort(v: string | undefined): number | null {
@@ -95,6 +114,7 @@ function progressReporter(enabled: boolean): {
 export async function runAnalyze(file: string, o: AnalyzeCliOptions): Promise<void> {
   const port = parsePort(o.port);
   const slow = parseSeconds(o.slow, '--slow');
+  const bounds = parseBounds(o);
   if (o.tui === true) {
     const speed = o.speed === undefined ? 0 : Number(o.speed);
     if (!Number.isFinite(speed) || speed < 0) throw new UserError(`--speed wants a multiple of the recorded speed (1 = as recorded), not "${o.speed}"`);
@@ -118,6 +138,7 @@ export async function runAnalyze(file: string, o: AnalyzeCliOptions): Promise<vo
       port,
       showSecrets,
       ...(slow !== undefined ? { slowFirstByte: slow } : {}),
+      ...bounds,
       onProgress: progress.update,
       keepConnections: !streaming,
       ...(streaming

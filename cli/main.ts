@@ -28,6 +28,8 @@ program
   .option('--no-color', 'no colours in the text report')
   .option('--tui', 'replay the capture in the terminal dashboard (as fast as possible, then it stays on the final state until q)')
   .option('--speed <multiple>', 'with --tui: replay at the recorded speed (1) or a multiple of it')
+  .option('--max-connections <n>', 'connections held at once; beyond it the idlest are finished early and counted as connection-evicted (default 250000)')
+  .option('--max-buffer <size>', 'out-of-order bytes held per connection direction before the hole is declared a gap, counted as tcp-reassembly-overflow (default 4M)')
   .action(async (file: string, opts) => {
     await runAnalyze(file, opts);
   });
@@ -49,6 +51,8 @@ program
   .option('--slow <seconds>', 'report a first response byte slower than this (slow-first-byte)', '5')
   .option('--show-secrets', 'do not redact Authorization, Cookie, API keys and token-like query parameters')
   .option('--no-color', 'no colours in the summary')
+  .option('--max-connections <n>', 'connections held at once; beyond it the idlest are finished early and counted as connection-evicted (default 250000)')
+  .option('--max-buffer <size>', 'out-of-order bytes held per connection direction before the hole is declared a gap, counted as tcp-reassembly-overflow (default 4M)')
   .option('--attach <url>', "show a running daemon's dashboard (e.g. http://127.0.0.1:9464) instead of capturing; without a terminal, its sockets and findings as lines (--format ndjson or text)")
   .option('--attribute', 'name the process behind each FIN and RST (eBPF through bpftrace: needs root and --port; without it, ss sampling)')
   .option('--ss-interval <ms>', 'sample `ss -tanpi` for the port every this many ms: CLOSE-WAIT sockets and their processes (default with --attribute: only if eBPF cannot run, every 500; 0: never)')

@@ -24,7 +24,7 @@ import type { Finding } from '../lib/diagnose/index.js';
 import { Engine, toReport, type Analysis } from '../lib/index.js';
 import { connectionToJSON, findingToJSON, fmtClock } from '../lib/report/index.js';
 import { UserError } from '../lib/types.js';
-import { Output, makePrivate, parsePort, parseSeconds } from './analyze.js';
+import { Output, makePrivate, parseBounds, parsePort, parseSeconds } from './analyze.js';
 
 export interface WatchCliOptions {
   interface?: string;
@@ -46,6 +46,8 @@ export interface WatchCliOptions {
   /** Name the process behind each FIN/RST (lib/attribute: eBPF, ss as the fallback). */
   attribute?: boolean;
   ssInterval?: string;
+  maxConnections?: string;
+  maxBuffer?: string;
 }
 
 /** Sockets and findings kept for the final report (the text summary); beyond, only counts. */
@@ -118,6 +120,7 @@ export async function runWatch(o: WatchCliOptions): Promise<void> {
   }
   const port = parsePort(o.port);
   const slow = parseSeconds(o.slow, '--slow');
+  const bounds = parseBounds(o);
   const durationUs = parseSeconds(o.duration, '--duration');
   const count = parseInt0(o.count, '--count', 1, Number.MAX_SAFE_INTEGER);
   const snaplen = parseInt0(o.snaplen, '--snaplen', 64, FULL_SNAPLEN) ?? FULL_SNAPLEN;
@@ -168,6 +171,7 @@ export async function runWatch(o: WatchCliOptions): Promise<void> {
     port,
     showSecrets,
     ...(slow !== undefined ? { slowFirstByte: slow } : {}),
+    ...bounds,
     ...(store !== null ? { onOpen: store.onOpen, onExchange: store.onExchange } : {}),
     onConnection: (rec) => {
       // First: the diagnosis rules run after this callback and read the attribution.

@@ -17,6 +17,10 @@ export interface AnalyzeOptions {
   port?: number | null;
   showSecrets?: boolean;
   slowFirstByte?: number;
+  /** Connections held at once; beyond it the idlest are finished early and counted ('connection-evicted'). Default 250,000. */
+  maxConnections?: number;
+  /** Out-of-order bytes held per direction of a connection; beyond it the hole is declared a gap ('tcp-reassembly-overflow'). Default 4 MiB. */
+  maxBufferedBytes?: number;
   /** Keep every finished connection in Analysis.connections (default true). Streaming sinks pass false: memory then stays bounded by open connections. */
   keepConnections?: boolean;
   onProgress?: (bytesRead: number, totalBytes: number | null, engine: Engine) => void;
@@ -42,6 +46,8 @@ export async function analyzeCapture(
     port: opts.port ?? null,
     showSecrets: opts.showSecrets === true,
     ...(opts.slowFirstByte !== undefined ? { slowFirstByte: opts.slowFirstByte } : {}),
+    ...(opts.maxConnections !== undefined ? { maxConnections: opts.maxConnections } : {}),
+    ...(opts.maxBufferedBytes !== undefined ? { maxBufferedBytes: opts.maxBufferedBytes } : {}),
     onConnection: (rec) => {
       if (keep) connections.push(rec);
       opts.onConnection?.(rec);

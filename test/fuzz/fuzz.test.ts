@@ -87,6 +87,8 @@ describe.skipIf(DUMP !== undefined)('fuzz campaign', () => {
       const deadline = Date.now() + SECONDS * 1000;
       const outcomes: Record<string, number> = {};
       const byMutator: Record<string, number> = {};
+      /** Inputs in which each anomaly kind was counted: which defences the campaign reached. */
+      const byAnomaly: Record<string, number> = {};
       const failures: { g: Generated; o: Outcome; saved: string | null }[] = [];
       const seen = new Set<string>();
       const heap: number[] = [];
@@ -104,6 +106,7 @@ describe.skipIf(DUMP !== undefined)('fuzz campaign', () => {
         let o = await runner.run(g, i % GC_EVERY === GC_EVERY - 1);
         if (!bad(o) && o.ms > SLOW_MS) o = { ...o, kind: 'hang', message: `took ${Math.round(o.ms)} ms (limit ${SLOW_MS})` };
         outcomes[o.kind] = (outcomes[o.kind] ?? 0) + 1;
+        for (const k of Object.keys(o.anomalies ?? {})) byAnomaly[k] = (byAnomaly[k] ?? 0) + 1;
         if (o.heapUsed !== undefined) heap.push(o.heapUsed);
         if (o.ms > maxMs) {
           maxMs = o.ms;
@@ -126,6 +129,7 @@ describe.skipIf(DUMP !== undefined)('fuzz campaign', () => {
           `heap after GC (MiB) ${heap.map(mb).join(' ')}`,
       );
       console.log(`[fuzz] mutations applied: ${JSON.stringify(byMutator)}`);
+      console.log(`[fuzz] inputs per anomaly kind: ${JSON.stringify(Object.fromEntries(Object.entries(byAnomaly).sort((a, b) => b[1] - a[1])))}`);
       expect(failures.map((f) => `${f.o.kind}: ${f.o.message} (input #${f.g.index}: ${f.g.base})`)).toEqual([]);
       expect(i, 'inputs tried').toBeGreaterThan(10);
       if (heap.length >= 2) {
