@@ -6,8 +6,8 @@
  * requests is the client).
  */
 import { HttpConnectionParser, sniffPayload } from '../http/index.js';
-import { TcpTracker, type CloseReason, type Connection, type Orientation, type PayloadKind } from '../tcp/index.js';
-import type { Anomalies, AppProtocol, CloseEvent, Endpoint, Exchange, Micros, TcpSegment } from '../types.js';
+import { TcpTracker, type CloseReason, type Connection, type Orientation, type PayloadKind, type StreamHandler } from '../tcp/index.js';
+import type { Anomalies, AppProtocol, CloseEvent, Dir, Endpoint, Exchange, Micros, TcpSegment } from '../types.js';
 
 export type ConnectionState = 'closed' | 'reset' | 'half-closed' | 'open';
 
@@ -90,7 +90,19 @@ export class Correlator {
     return (conn.state as HttpConnectionParser | null) ?? null;
   }
 
+  /**
+   * The HTTP parser is made when the connection's first byte, gap or FIN is
+   * delivered (by LazyParser), not when it opens: most connections of a SYN
+   * flood or a port scan never carry one, and the parser is most of the
+   * memory a held connection takes.
+   */
   private open(conn: Connection): void {
+    conn.handler = new LazyParser(this, conn);
+    this.o.onOpen?.(conn);
+  }
+
+  /** @internal The connection's parser, made on first use (LazyParser). */
+  parserFor(conn: Connection): HttpConnectionParser {
     const onExchange = this.o.onExchange;
     const parser = new HttpConnectionParser({
       anomalies: this.o.anomalies,
@@ -101,12 +113,12 @@ export class Correlator {
     });
     conn.state = parser;
     conn.handler = parser;
-    this.o.onOpen?.(conn);
+    return parser;
   }
 
   private close(conn: Connection, reason: CloseReason): void {
-    const parser = conn.state as HttpConnectionParser;
-    parser.end(conn.end, reason === 'reset' ? 'reset' : reason === 'closed' ? 'closed' : reason === 'evicted' ? 'evicted' : 'capture-end');
+    const parser = conn.state as HttpConnectionParser | null;
+    parser?.end(conn.end, reason === 'reset' ? 'reset' : reason === 'closed' ? 'closed' : reason === 'evicted' ? 'evicted' : 'capture-end');
     const [c, s] = conn.sides;
     const finC = c.finSeq !== null;
     const finS = s.finSeq !== null;
@@ -122,7 +134,7 @@ export class Correlator {
       closeReason: reason,
       closes: conn.closes,
       history: conn.history,
-      protocol: parser.protocol,
+      protocol: parser !== null ? parser.protocol : 'none',
       packets: [c.packets, s.packets],
       bytes: [c.bytes, s.bytes],
       retransmissions: [c.retransmissions, s.retransmissions],
@@ -133,10 +145,27 @@ export class Correlator {
       lastLiveTs: [c.lastLiveTs, s.lastLiveTs],
       lastRetransTs: [c.lastRetransTs, s.lastRetransTs],
       synSeen: conn.synSeen,
-      exchanges: parser.exchanges,
+      exchanges: parser !== null ? parser.exchanges : [],
     };
     conn.state = null;
     conn.handler = null;
     this.o.onConnection(rec);
+  }
+}
+
+/** A connection's handler until its first byte: makes the HTTP parser then and hands over to it. */
+class LazyParser implements StreamHandler {
+  constructor(
+    private readonly owner: Correlator,
+    private readonly conn: Connection,
+  ) {}
+  data(dir: Dir, buf: Buffer, ts: Micros): void {
+    this.owner.parserFor(this.conn).data(dir, buf, ts);
+  }
+  gap(dir: Dir, len: number, ts: Micros): void {
+    this.owner.parserFor(this.conn).gap(dir, len, ts);
+  }
+  fin(dir: Dir, ts: Micros): void {
+    this.owner.parserFor(this.conn).fin(dir, ts);
   }
 }
