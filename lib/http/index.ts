@@ -94,8 +94,9 @@
  * characters, targets to 8192; at most maxExchanges exchanges are kept (when
  * full the oldest sixteenth is dropped at once; onExchange still sees all).
  * Headers are kept as sent, secrets included: redaction happens at output.
- * Header maps are null-prototype objects (a field named "constructor" is
- * data): use Object.keys / `in` / JSON, not hasOwnProperty on them.
+ * Header maps inherit nothing (their prototype chain holds no property, so a
+ * field named "constructor" is data): use Object.keys / `in` / JSON, not
+ * hasOwnProperty on them.
  * Zeek's response_body_len is the size after Content-Encoding is undone;
  * responseBodyBytes is the size on the wire after de-chunking.
  * After onExchange, request-side fields can still change for an exchange
