@@ -96,8 +96,10 @@ const internTab: (string | undefined)[] = new Array<string | undefined>(INTERN_S
 function intern(b: Buffer, start: number, end: number): string {
   const n = end - start;
   if (n > INTERN_MAX || n === 0) return n === 0 ? '' : latin1(b, start, end);
-  let h = 0x811c9dc5;
-  for (let i = start; i < end; i++) h = Math.imul(h ^ b[i]!, 0x01000193);
+  // Hash of the length and four sampled bytes: values that differ elsewhere
+  // only share a slot (the comparison below tells them apart).
+  let h = Math.imul(n, 0x9e3779b1) ^ b[start]! ^ (b[end - 1]! << 8) ^ (b[start + (n >> 1)]! << 16) ^ (b[end - 1 - (n >> 2)]! << 24);
+  h = Math.imul(h ^ (h >>> 13), 0x85ebca6b);
   const slot = (h ^ (h >>> 15)) & (INTERN_SLOTS - 1);
   const c = internTab[slot];
   if (c !== undefined && c.length === n) {
@@ -110,15 +112,17 @@ function intern(b: Buffer, start: number, end: number): string {
   return s;
 }
 
-/** ASCII-lower-cased latin1 of b[start, end), which holds only token characters (RFC 9110 tchar). */
-function internLowerToken(b: Buffer, start: number, end: number): string {
+/** FNV-1a step over an ASCII-lower-cased byte (the name hash, computed while scanning the name). */
+const lowerHash = (h: number, x: number): number => Math.imul(h ^ (x >= 0x41 && x <= 0x5a ? x | 0x20 : x), 0x01000193);
+const HASH_START = 0x811c9dc5;
+
+/**
+ * ASCII-lower-cased latin1 of b[start, end), which holds only token
+ * characters (RFC 9110 tchar); `h` is lowerHash over those bytes.
+ */
+function internLowerToken(b: Buffer, start: number, end: number, h: number): string {
   const n = end - start;
   if (n > INTERN_MAX) return latin1(b, start, end).toLowerCase();
-  let h = 0x811c9dc5;
-  for (let i = start; i < end; i++) {
-    const x = b[i]!;
-    h = Math.imul(h ^ (x >= 0x41 && x <= 0x5a ? x | 0x20 : x), 0x01000193);
-  }
   const slot = (h ^ (h >>> 15)) & (INTERN_SLOTS - 1);
   const c = internTab[slot];
   if (c !== undefined && c.length === n) {
@@ -135,6 +139,11 @@ function internLowerToken(b: Buffer, start: number, end: number): string {
 }
 
 const isDigit = (x: number): boolean => x >= 0x30 && x <= 0x39;
+
+/** Value of a hex digit byte, -1 for any other byte. */
+const HEX = new Int8Array(256).fill(-1);
+for (let c = 0; c < 10; c++) HEX[0x30 + c] = c;
+for (let c = 0; c < 6; c++) HEX[0x41 + c] = HEX[0x61 + c] = 10 + c;
 
 /** b[p, p+8) reads HTTP/d.d (RFC 9112 section 2.3). */
 function isHttpVersion(b: Buffer, p: number): boolean {
@@ -890,14 +899,19 @@ export class HttpConnectionParser {
     const c0 = buf[start]!;
     if (c0 === 0x20 || c0 === 0x09) return false;
     let i = start;
-    while (i < end && TCHAR[buf[i]!] === 1) i++;
+    let h = HASH_START;
+    for (; i < end; i++) {
+      const x = buf[i]!;
+      if (TCHAR[x] !== 1) break;
+      h = lowerHash(h, x);
+    }
     if (i === start || i === end || buf[i] !== 0x3a) return false;
     let vs = i + 1;
     let ve = end;
     while (vs < ve && TRIM_WS[buf[vs]!] === 1) vs++;
     while (ve > vs && TRIM_WS[buf[ve - 1]!] === 1) ve--;
     this.flushHeader(side);
-    side.pendName = internLowerToken(buf, start, i);
+    side.pendName = internLowerToken(buf, start, i, h);
     side.pendValue = intern(buf, vs, ve);
     return true;
   }
@@ -1099,19 +1113,40 @@ export class HttpConnectionParser {
   private chunkPos = 0;
 
   private chunkSize(side: Side, buf: Buffer, pos: number, ts: Micros): number {
-    const s = this.chunkLine(side, buf, pos);
-    if (s === null) {
-      if (side.partLen > MAX_CHUNK_LINE) this.loseSync(side, false, 'http-parse-error');
-      return this.chunkPos;
+    let size = -1;
+    let next = -1;
+    if (side.partLen === 0) {
+      // The usual "hex CRLF" wholly in this buffer, read from the bytes: the
+      // same size the regex below gives for it.
+      let i = pos;
+      let v = 0;
+      while (i < buf.length && i - pos < 14) {
+        const d = HEX[buf[i]!]!;
+        if (d < 0) break;
+        v = v * 16 + d;
+        i++;
+      }
+      if (i > pos && i - pos <= 13 && i < buf.length) {
+        if (buf[i] === 10) next = i + 1;
+        else if (buf[i] === 13 && i + 1 < buf.length && buf[i + 1] === 10) next = i + 2;
+        if (next >= 0) size = v;
+      }
     }
-    const next = this.chunkPos;
-    // chunk-size [ chunk-ext ] (RFC 9112 section 7.1); tolerate spaces before ';'.
-    const m = /^\s*([0-9A-Fa-f]+)\s*(?:;.*)?$/.exec(s);
-    if (!m || m[1]!.length > 13) {
-      this.loseSync(side, true, 'http-parse-error');
-      return next;
+    if (next < 0) {
+      const s = this.chunkLine(side, buf, pos);
+      if (s === null) {
+        if (side.partLen > MAX_CHUNK_LINE) this.loseSync(side, false, 'http-parse-error');
+        return this.chunkPos;
+      }
+      next = this.chunkPos;
+      // chunk-size [ chunk-ext ] (RFC 9112 section 7.1); tolerate spaces before ';'.
+      const m = /^\s*([0-9A-Fa-f]+)\s*(?:;.*)?$/.exec(s);
+      if (!m || m[1]!.length > 13) {
+        this.loseSync(side, true, 'http-parse-error');
+        return next;
+      }
+      size = parseInt(m[1]!, 16);
     }
-    const size = parseInt(m[1]!, 16);
     side.lastTs = ts;
     if (size === 0) {
       side.state = St.Trailer;
@@ -1125,6 +1160,15 @@ export class HttpConnectionParser {
   }
 
   private chunkEnd(side: Side, buf: Buffer, pos: number, ts: Micros): number {
+    if (side.partLen === 0) {
+      // The usual CRLF (or bare LF) wholly in this buffer.
+      const next = buf[pos] === 10 ? pos + 1 : buf[pos] === 13 && pos + 1 < buf.length && buf[pos + 1] === 10 ? pos + 2 : -1;
+      if (next >= 0) {
+        side.lastTs = ts;
+        side.state = St.ChunkSize;
+        return next;
+      }
+    }
     const s = this.chunkLine(side, buf, pos);
     if (s === null) {
       if (side.partLen > 2) this.loseSync(side, false, 'http-parse-error');
