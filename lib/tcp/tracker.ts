@@ -74,15 +74,21 @@ function tupleKey(seg: TcpSegment): string {
     : seg.dst + ' ' + seg.dstPort + ' ' + seg.src + ' ' + seg.srcPort;
 }
 
-/** Cache slot of a 4-tuple, the same both ways: the ports, mixed with the addresses' lengths and last characters. */
+/** A few bits of an address string: its length and last three characters (where addresses of one subnet differ). */
+function addrBits(ip: string): number {
+  const n = ip.length;
+  return (n << 24) ^ (ip.charCodeAt(n - 1) << 16) ^ (ip.charCodeAt(n - 2) << 8) ^ ip.charCodeAt(n - 3);
+}
+
+/** Cache slot of a 4-tuple, the same both ways: the ports, mixed with bits of both addresses. */
 function recentSlot(seg: TcpSegment): number {
   const a = seg.srcPort;
   const b = seg.dstPort;
-  const src = seg.src;
-  const dst = seg.dst;
-  const tail = src.length + dst.length + src.charCodeAt(src.length - 1) + dst.charCodeAt(dst.length - 1);
-  let h = Math.imul(a < b ? a : b, 0x85ebca6b) ^ Math.imul(a < b ? b : a, 0xc2b2ae35) ^ Math.imul(tail, 0x27d4eb2f);
+  const addr = (addrBits(seg.src) + addrBits(seg.dst)) | 0;
+  let h = Math.imul(a < b ? a : b, 0x85ebca6b) ^ Math.imul(a < b ? b : a, 0xc2b2ae35) ^ Math.imul(addr, 0x27d4eb2f);
   h ^= h >>> 15;
+  h = Math.imul(h, 0x2c1b3c6d);
+  h ^= h >>> 12;
   return h & (RECENT_SLOTS - 1);
 }
 
