@@ -10,7 +10,11 @@ import { TCHAR, classify, parseRequestLine, parseStatusLine, type RequestLine, t
 
 export interface HttpParserOptions {
   anomalies: Anomalies;
-  /** Per message head (start line + headers, or chunked trailers); default 64 KiB. Over it: 'http-header-too-large', lose sync. */
+  /**
+   * Longest line of a message head (start line, header field, trailer field) read; default 64 KiB.
+   * A longer field line is skipped up to its end and counted 'http-header-too-large' (the message
+   * is still parsed: its framing does not depend on that line); a longer start line loses sync.
+   */
   maxHeaderBytes?: number;
   /** Header fields kept per message, default 64 (more are counted in 'http-too-many-headers', not kept). */
   maxHeaders?: number;
@@ -249,6 +253,10 @@ class Side {
   partLen = 0;
   /** Head bytes of the current message so far. */
   headBytes = 0;
+  /** Inside a field line longer than maxHeaderBytes: its bytes are dropped up to its LF. */
+  skipLine = false;
+  /** 'http-header-too-large' was counted for the current message. */
+  tooLarge = false;
   msgStarted = false;
   msgStartTs: Micros = 0;
   startLineDone = false;
@@ -296,6 +304,8 @@ class Side {
     this.parts.length = 0;
     this.partLen = 0;
     this.headBytes = 0;
+    this.skipLine = false;
+    this.tooLarge = false;
     this.msgStarted = false;
     this.startLineDone = false;
     this.prefixChecked = false;
@@ -713,9 +723,37 @@ export class HttpConnectionParser {
       const nl = buf.indexOf(10, pos);
       const end = nl < 0 ? len : nl + 1;
       side.headBytes += end - pos;
-      if (side.headBytes > this.maxHeaderBytes) {
-        this.loseSync(side, false, 'http-header-too-large');
-        return end;
+      if (side.skipLine) {
+        // The rest of an overlong field line.
+        if (nl < 0) return len;
+        side.skipLine = false;
+        pos = nl + 1;
+        continue;
+      }
+      if (side.partLen + (end - pos) > this.maxHeaderBytes) {
+        // One line longer than the limit. Memory stays bounded by the limit
+        // per line (and maxHeaders fields of at most MAX_VALUE_CHARS), however
+        // long the head. A start line that long cannot be parsed: sync is
+        // lost. A field line is dropped and the head goes on, so a large but
+        // legitimate head (big cookies, a long CSP) keeps its framing and its
+        // exchange instead of turning into an unfinished one.
+        if (!side.startLineDone && !side.inTrailer) {
+          this.loseSync(side, false, 'http-header-too-large');
+          return end;
+        }
+        if (!side.tooLarge) {
+          side.tooLarge = true;
+          this.anomalies.add('http-header-too-large');
+        }
+        this.flushHeader(side);
+        side.parts.length = 0;
+        side.partLen = 0;
+        if (nl < 0) {
+          side.skipLine = true;
+          return len;
+        }
+        pos = nl + 1;
+        continue;
       }
       if (nl < 0) {
         side.parts.push(Buffer.from(buf.subarray(pos)));
@@ -828,7 +866,10 @@ export class HttpConnectionParser {
     const c0 = s.charCodeAt(0);
     if (c0 === 0x20 || c0 === 0x09) {
       // obs-fold (RFC 9112 section 5.2): continuation of the previous field value.
-      if (side.pendName !== null) side.pendValue += ' ' + s.trim();
+      if (side.pendName !== null) {
+        // Bounded like a value (many fold lines, each under the line limit, could grow it without end).
+        if (side.pendValue.length < MAX_VALUE_CHARS) side.pendValue = (side.pendValue + ' ' + s.trim()).slice(0, MAX_VALUE_CHARS);
+      }
       else this.anomalies.add('http-bad-header-line');
       return;
     }

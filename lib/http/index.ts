@@ -78,7 +78,9 @@
  *   http-parse-error                  a start line, chunk line or chunk CRLF that does not parse; sync lost
  *   http-gap-lost-sync                capture gap where the framing cannot absorb it
  *   http-resync                       a start line found again after sync was lost
- *   http-header-too-large             head (or held/trailer bytes) over maxHeaderBytes; sync lost
+ *   http-header-too-large             a head line over maxHeaderBytes (once per message): a field or
+ *                                     trailer line is skipped and parsing goes on; a start line, or
+ *                                     held bytes over it, lose sync
  *   http-too-many-headers             a message had more than maxHeaders fields (once per message)
  *   http-bad-header-line              header line without a colon, or a fold with nothing to continue (tolerated)
  *   http-bad-content-length           non-numeric or conflicting Content-Length (request: sync lost; response: read until close)
@@ -89,9 +91,10 @@
  *   http-exchanges-dropped            exchanges dropped from memory (maxExchanges), by count
  *   http-parser-stuck                 internal safety net; should never appear
  *
- * Memory: bodies are counted, never kept; a head is held only until it is
- * parsed and at most maxHeaderBytes; header values are cut to 1024
- * characters, targets to 8192; at most maxExchanges exchanges are kept (when
+ * Memory: bodies are counted, never kept; a head line is held only until it
+ * is parsed and at most maxHeaderBytes (a head of any length is read line by
+ * line); header values (obs-folds included) are cut to 1024 characters,
+ * targets to 8192; at most maxExchanges exchanges are kept (when
  * full the oldest sixteenth is dropped at once; onExchange still sees all).
  * Headers are kept as sent, secrets included: redaction happens at output.
  * Header maps inherit nothing (their prototype chain holds no property, so a
