@@ -64,7 +64,9 @@ function attempt() {
 const started = Date.now();
 await Promise.all(Array.from({ length: Math.min(parallel, count) }, attempt));
 const seconds = (Date.now() - started) / 1000;
-await new Promise((r) => setTimeout(r, 300));
+// Not --immediate-mode (it cannot keep up with a flood: the kernel drops packets); libpcap then hands
+// packets over in blocks, at the latest after its 1 s timeout: wait for the last block before stopping.
+await new Promise((r) => setTimeout(r, 1500));
 const done = new Promise((r) => td.on('exit', r));
 td.kill('SIGTERM');
 await done;
