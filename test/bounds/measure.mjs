@@ -4,7 +4,7 @@
  * engine (dist/) with keepConnections false (what --format ndjson does:
  * finished sockets are streamed, not kept) or true (text, json, html keep
  * them for the report), and the heap after a full garbage collection sampled
- * every `every` finished connections.
+ * every `every` finished connections and after every chunk read (1 MiB).
  *
  *   node --expose-gc test/bounds/measure.mjs CAPTURE '{"maxConnections":256,"keep":false}'
  *
@@ -32,6 +32,11 @@ const a = await analyzeCapture(file, {
       gc();
       maxHeap = Math.max(maxHeap, process.memoryUsage().heapUsed);
     }
+  },
+  // Also after every chunk read (1 MiB): what one long connection holds while it is read.
+  onProgress: () => {
+    gc();
+    maxHeap = Math.max(maxHeap, process.memoryUsage().heapUsed);
   },
 });
 const seconds = (performance.now() - t0) / 1000;
