@@ -81,10 +81,8 @@ function addrBits(ip: string): number {
 }
 
 /** Cache slot of a 4-tuple, the same both ways: the ports, mixed with bits of both addresses. */
-function recentSlot(seg: TcpSegment): number {
-  const a = seg.srcPort;
-  const b = seg.dstPort;
-  const addr = (addrBits(seg.src) + addrBits(seg.dst)) | 0;
+function recentSlot(ipA: string, a: number, ipB: string, b: number): number {
+  const addr = (addrBits(ipA) + addrBits(ipB)) | 0;
   let h = Math.imul(a < b ? a : b, 0x85ebca6b) ^ Math.imul(a < b ? b : a, 0xc2b2ae35) ^ Math.imul(addr, 0x27d4eb2f);
   h ^= h >>> 15;
   h = Math.imul(h, 0x2c1b3c6d);
@@ -144,7 +142,7 @@ export class TcpTracker {
     const port = this.o.port;
     if (port != null && seg.srcPort !== port && seg.dstPort !== port) return;
 
-    const slot = recentSlot(seg);
+    const slot = recentSlot(seg.src, seg.srcPort, seg.dst, seg.dstPort);
     let conn = this.recent[slot];
     if (conn !== undefined && (conn.finished || !sameTuple(conn, seg))) conn = undefined;
     if (conn === undefined) {
@@ -281,6 +279,9 @@ export class TcpTracker {
     conn.finished = true;
     conn.closeReason = reason;
     if (this.conns.get(conn.key) === conn) this.conns.delete(conn.key);
+    // Don't let the cache keep a finished connection alive.
+    const slot = recentSlot(conn.client.ip, conn.client.port, conn.server.ip, conn.server.port);
+    if (this.recent[slot] === conn) this.recent[slot] = undefined;
     this.o.onClose?.(conn, reason);
   }
 
