@@ -1,9 +1,9 @@
 /** `hangscope analyze <file|->`: a capture file (pcap, pcapng, gzip) through the engine into a report. */
 import { closeSync, fchmodSync, fstatSync, openSync, writeSync } from 'node:fs';
 import { renderHtml } from '../dashboards/html.js';
-import { renderText } from '../dashboards/text.js';
+import { renderText, socketFailing } from '../dashboards/text.js';
 import { parseSize } from '../lib/capture/rotate.js';
-import { analyzeCapture, toReport, type Engine } from '../lib/index.js';
+import { analyzeCapture, toReport, type Analysis, type ConnectionRecord, type Engine } from '../lib/index.js';
 import { connectionToJSON, findingToJSON } from '../lib/report/index.js';
 import { UserError } from '../lib/types.js';
 
@@ -111,6 +111,59 @@ function progressReporter(enabled: boolean): {
   };
 }
 
+/**
+ * The --format json document, written connection by connection: the same
+ * bytes as JSON.stringify(toReport(a), null, 2), without the whole document
+ * and its object tree in memory at once (at 1 GB of capture that was 1.2 GB
+ * of RSS instead of the records alone). A JSON string never holds a raw
+ * newline, so indenting a nested value is a replace of "\n".
+ */
+function writeJsonReport(out: Output, a: Analysis, o: { port: number | null; showSecrets: boolean }): void {
+  const head = JSON.stringify(toReport({ ...a, connections: [] }, o), null, 2);
+  const empty = '[]\n}';
+  if (!head.endsWith(`"connections": ${empty}`)) throw new Error('internal error: the report does not end with its connections');
+  const n = a.connections.length;
+  if (n === 0) {
+    out.write(`${head}\n`);
+    return;
+  }
+  out.write(`${head.slice(0, head.length - empty.length)}[\n`);
+  for (let i = 0; i < n; i++) {
+    const json = JSON.stringify(connectionToJSON(a.connections[i]!, { showSecrets: o.showSecrets }), null, 2);
+    out.write(`    ${json.replace(/\n/g, '\n    ')}${i < n - 1 ? ',' : ''}\n`);
+  }
+  out.write('  ]\n}\n');
+}
+
+/** Sockets the text report shows at most (failing ones first, then the lowest ids). */
+const TEXT_SOCKETS = 50;
+
+/**
+ * Text mode keeps every connection record (the report counts them), but the
+ * exchanges only of those it can show: every failing socket, and the
+ * TEXT_SOCKETS lowest ids among the others. Connections finish out of id
+ * order, so the kept set is maintained as they come; a record is trimmed only
+ * once the diagnoser has seen it (it runs after onConnection). Memory then
+ * stays flat with the size of the capture instead of holding every exchange.
+ */
+function textKeeper(): { onConnection: (rec: ConnectionRecord) => void } {
+  const fine: ConnectionRecord[] = []; // the lowest ids of the sockets without failures, ascending
+  let previous: ConnectionRecord | null = null;
+  const settle = (rec: ConnectionRecord): void => {
+    if (socketFailing(rec)) return;
+    let i = fine.length;
+    while (i > 0 && fine[i - 1]!.id > rec.id) i--;
+    fine.splice(i, 0, rec);
+    if (fine.length > TEXT_SOCKETS) fine.pop()!.exchanges = [];
+  };
+  return {
+    onConnection(rec) {
+      if (previous !== null) settle(previous);
+      previous = rec;
+    },
+  };
+}
+
 export async function runAnalyze(file: string, o: AnalyzeCliOptions): Promise<void> {
   const port = parsePort(o.port);
   const slow = parseSeconds(o.slow, '--slow');
@@ -134,6 +187,7 @@ export async function runAnalyze(file: string, o: AnalyzeCliOptions): Promise<vo
   const progress = progressReporter(o.progress ?? (process.stderr.isTTY === true && file !== '-'));
   try {
     const streaming = format === 'ndjson';
+    const keeper = format === 'text' ? textKeeper() : null;
     const analysis = await analyzeCapture(file, {
       port,
       showSecrets,
@@ -147,16 +201,17 @@ export async function runAnalyze(file: string, o: AnalyzeCliOptions): Promise<vo
             onFinding: (f) => out.write(`${JSON.stringify({ type: 'finding', ...findingToJSON(f) })}\n`),
           }
         : {}),
+      ...(keeper !== null ? { onConnection: keeper.onConnection } : {}),
     });
     progress.done();
-    const report = toReport(analysis, { port, showSecrets });
-    if (format === 'json') out.write(`${JSON.stringify(report, null, 2)}\n`);
-    else if (format === 'ndjson') out.write(`${JSON.stringify({ type: 'stats', ...report.stats })}\n`);
-    else if (format === 'html') out.write(renderHtml(report, { showSecrets }));
+    if (format === 'json') writeJsonReport(out, analysis, { port, showSecrets });
+    else if (format === 'ndjson') out.write(`${JSON.stringify({ type: 'stats', ...toReport(analysis, { port, showSecrets }).stats })}\n`);
+    else if (format === 'html') out.write(renderHtml(toReport(analysis, { port, showSecrets }), { showSecrets }));
     else
       out.write(
         renderText(analysis, {
           showSecrets,
+          maxSockets: TEXT_SOCKETS,
           // commander turns --no-color into a `color` flag that defaults to true: colour only on a terminal.
           color: o.color !== false && o.output === undefined && process.stdout.isTTY === true,
         }),
