@@ -19,9 +19,20 @@ export function exitWithError(err: unknown): never {
   process.exit(1);
 }
 
+let onEpipe: () => void = () => process.exit(0);
+
+/**
+ * What to do when standard output's reader goes away (EPIPE) instead of
+ * exiting at once: `watch` stops its capture cleanly (tcpdump stopped, the
+ * --write file closed) rather than leaving tcpdump running.
+ */
+export function setEpipeHandler(fn: () => void): void {
+  onEpipe = fn;
+}
+
 /** Reading stdout's other end going away (`| head`) is a normal end, not an error. */
 export function quietEpipe(): void {
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'EPIPE') process.exit(0);
+    if (err.code === 'EPIPE') onEpipe();
   });
 }

@@ -18,13 +18,25 @@ import {
   type LiveSourceChoice,
 } from '../lib/capture/live.js';
 import { Attributor } from '../lib/attribute/index.js';
-import { PcapWriter } from '../lib/capture/index.js';
+import { PcapWriteError, PcapWriter } from '../lib/capture/index.js';
 import type { ConnectionRecord } from '../lib/correlate/index.js';
 import type { Finding } from '../lib/diagnose/index.js';
 import { Engine, toReport, type Analysis } from '../lib/index.js';
 import { connectionToJSON, findingToJSON, fmtClock } from '../lib/report/index.js';
 import { UserError } from '../lib/types.js';
 import { Output, makePrivate, parseBounds, parsePort, parseSeconds } from './analyze.js';
+import { setEpipeHandler } from './errors.js';
+
+/**
+ * Exit status of watch (docs/reliability.md): 0 stopped as asked (--duration,
+ * --count, q, SIGINT, SIGTERM, standard output closed, the source ended by
+ * itself cleanly); 2 a problem before capturing (options, privilege,
+ * interface, output file); 3 the capture failed while running (tcpdump died
+ * or was killed, the interface disappeared); 4 writing --write failed (disk
+ * full, I/O error): the file holds every packet before; 1 a bug.
+ */
+export const EXIT_CAPTURE_FAILED = 3;
+export const EXIT_WRITE_FAILED = 4;
 
 export interface WatchCliOptions {
   interface?: string;
@@ -191,8 +203,16 @@ export async function runWatch(o: WatchCliOptions): Promise<void> {
   store?.attach(engine);
 
   let writer: PcapWriter | null = null;
+  let writeError: PcapWriteError | null = null;
   const openWriter = (linkType: number): void => {
-    if (writer === null && o.write !== undefined) writer = new PcapWriter(o.write, linkType, { snaplen });
+    if (writer !== null || o.write === undefined || writeError !== null) return;
+    try {
+      writer = new PcapWriter(o.write, linkType, { snaplen });
+    } catch (e) {
+      // Even the file header did not fit (a full disk): stop, as for any later write.
+      writeError = new PcapWriteError((e as Error).message.replace(/\.$/, ''), undefined, 0);
+      requestStop(writeError.message);
+    }
   };
 
   let stopReason: string | null = null;
@@ -206,6 +226,12 @@ export async function runWatch(o: WatchCliOptions): Promise<void> {
   };
 
   let fed = 0;
+  // The reader of standard output went away (`| head`): stop like on SIGTERM, writing nothing more there.
+  let stdoutClosed = false;
+  setEpipeHandler(() => {
+    stdoutClosed = true;
+    requestStop('standard output closed');
+  });
   let capture: LiveCapture;
   try {
     capture = await startLiveCapture({
@@ -220,7 +246,15 @@ export async function runWatch(o: WatchCliOptions): Promise<void> {
         if (count !== undefined && fed >= count) return;
         fed++;
         if (writer === null) openWriter(rec.linkType);
-        writer?.write(rec);
+        if (writeError === null && writer !== null) {
+          try {
+            (writer as PcapWriter).write(rec);
+          } catch (e) {
+            // A full disk: stop (the evidence cannot be kept); this packet is still analysed.
+            writeError = e instanceof PcapWriteError ? e : new PcapWriteError(`cannot write ${o.write}: ${(e as Error).message}`, undefined, 0);
+            requestStop(writeError.message);
+          }
+        }
         engine.packet(rec);
         if (count !== undefined && fed >= count) requestStop(`${count} packets captured`);
       },
@@ -268,7 +302,7 @@ export async function runWatch(o: WatchCliOptions): Promise<void> {
     () => requestStop(`${capture.kind} stopped`),
     (e: unknown) => {
       endError = e;
-      requestStop(`${capture.kind} failed`);
+      requestStop((e as Error).message.replace(/\.$/, ''));
     },
   );
 
@@ -304,7 +338,9 @@ export async function runWatch(o: WatchCliOptions): Promise<void> {
     findings: keeper.findings,
   };
   try {
-    if (format === 'ndjson') {
+    if (stdoutClosed && o.output === undefined) {
+      // Nobody reads standard output any more: no summary there.
+    } else if (format === 'ndjson') {
       const stats = toReport(analysis, { port, showSecrets }).stats;
       out.write(
         `${JSON.stringify({
@@ -332,8 +368,10 @@ export async function runWatch(o: WatchCliOptions): Promise<void> {
   } finally {
     out.close();
   }
+  // One line says why it stopped and what the capture file holds; the status says whether that was asked for.
   process.stderr.write(`hangscope: stopped (${stopReason}); ${capLine}.\n`);
-  if (endError !== null) throw endError;
+  if (writeError !== null) process.exitCode = EXIT_WRITE_FAILED;
+  else if (endError !== null) process.exitCode = EXIT_CAPTURE_FAILED;
   if (capture.holdsEventLoop) {
     // Everything is written (stdout and stderr are synchronous for files and pipes on Linux; the
     // callback covers the rest); the libpcap binding would keep the process alive until a packet.

@@ -7,4 +7,4 @@
  */
 export { CaptureParser, type CaptureFormat } from './parser.js';
 export { readCapture, type ReadCaptureOptions, type ReadCaptureResult } from './read.js';
-export { PcapWriter, type PcapWriterOptions } from './writer.js';
+export { PcapWriteError, PcapWriter, type PcapWriterOptions } from './writer.js';

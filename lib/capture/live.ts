@@ -242,9 +242,24 @@ export function listInterfaces(): { from: string; interfaces: InterfaceInfo[] } 
 
 // ---------------------------------------------------------------- errors
 
+/**
+ * The capture stopped by itself after it had started (tcpdump died or was
+ * killed, the interface disappeared): not a mistake in the command line.
+ * watch says so in one line and exits 3 (docs/reliability.md).
+ */
+export class CaptureFailedError extends UserError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CaptureFailedError';
+  }
+}
+
 /** Turn a capture error text (tcpdump's stderr, pcap_geterr) into the user's one sentence. */
 export function classifyCaptureError(text: string, iface: string, filter: string, who: string): UserError {
   const t = text.trim();
+  // Before "No such device": tcpdump says "pcap_loop: The interface disappeared" when a capturing interface is deleted.
+  if (/interface disappeared|ENODEV|ENXIO/i.test(t))
+    return new UserError(`${iface} disappeared while ${who} was capturing on it (the interface was deleted, or its namespace or container went away).`);
   if (/permission|not permitted|EPERM|EACCES|Operation not permitted/i.test(t))
     return new UserError(`no permission to capture on ${iface}: ${PRIVILEGE_HINT}.`);
   if (/No such device|doesn't exist|does not exist|no such interface|SIOCGIFHWADDR|not found/i.test(t))
@@ -255,12 +270,15 @@ export function classifyCaptureError(text: string, iface: string, filter: string
   return new UserError(`${who} failed on ${iface}: ${firstLine(t) || 'no message'}.`);
 }
 
+/** tcpdump's counters (at exit, and on SIGUSR1): not the reason it stopped. */
+const STATS_LINE = /^(tcpdump: )?\d+ packets? (captured|received by filter|dropped by (kernel|interface))/;
+
 function firstLine(t: string): string {
   const line =
     t
       .split('\n')
       .map((l) => l.trim())
-      .find((l) => l !== '' && !/^tcpdump: listening on/.test(l)) ?? '';
+      .find((l) => l !== '' && !/^tcpdump: listening on/.test(l) && !STATS_LINE.test(l)) ?? '';
   return line.replace(/^tcpdump: /, '').replace(/\.$/, '');
 }
 
@@ -299,6 +317,8 @@ const ACK_EVERY_BYTES = 4 * 1024 * 1024;
 
 /** A child process's output, read on this thread or on a worker thread. */
 interface PipeEvents {
+  /** The child's process id, once it is running. */
+  pid?(pid: number): void;
   stdout(buf: Buffer): void;
   stderr(text: string): void;
   error(code: string | undefined, message: string): void;
@@ -324,6 +344,7 @@ const { spawn } = require('node:child_process');
 const { path, args, maxInflight } = workerData;
 let inflight = 0, paused = false, parts = [], size = 0, scheduled = false;
 const child = spawn(path, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+if (child.pid !== undefined) parentPort.postMessage({ type: 'pid', pid: child.pid });
 function flush() {
   scheduled = false;
   if (size === 0) return;
@@ -366,8 +387,9 @@ parentPort.on('message', (m) => {
 function workerPipe(path: string, args: string[], ev: PipeEvents): Pipe {
   const w = new Worker(PIPE_WORKER, { eval: true, workerData: { path, args, maxInflight: MAX_INFLIGHT_BYTES } });
   let closed = false;
-  w.on('message', (m: { type: string; buf?: Uint8Array; text?: string; code?: unknown; message?: string; signal?: NodeJS.Signals | null }) => {
-    if (m.type === 'data') {
+  w.on('message', (m: { type: string; buf?: Uint8Array; text?: string; code?: unknown; message?: string; signal?: NodeJS.Signals | null; pid?: number }) => {
+    if (m.type === 'pid') ev.pid?.(m.pid!);
+    else if (m.type === 'data') {
       const u = m.buf!;
       ev.stdout(Buffer.from(u.buffer, u.byteOffset, u.byteLength));
     } else if (m.type === 'stderr') ev.stderr(m.text!);
@@ -394,6 +416,7 @@ function workerPipe(path: string, args: string[], ev: PipeEvents): Pipe {
 /** Read the child on this thread (when worker threads are not available). */
 function inlinePipe(path: string, args: string[], ev: PipeEvents): Pipe {
   const child: ChildProcess = spawn(path, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  if (child.pid !== undefined) ev.pid?.(child.pid);
   child.on('error', (e: NodeJS.ErrnoException) => ev.error(e.code, e.message));
   child.stderr!.setEncoding('utf8');
   child.stderr!.on('data', (s: string) => ev.stderr(s));
@@ -430,6 +453,8 @@ class TcpdumpCapture implements LiveCapture {
   private resolveEnded!: (c: CaptureCounters) => void;
   private rejectEnded!: (e: Error) => void;
   private exitStatus: { code: number | null; signal: NodeJS.Signals | null } | null = null;
+  /** tcpdump's process id, once known. */
+  pid: number | null = null;
 
   private constructor(
     private readonly o: LiveCaptureOptions,
@@ -505,6 +530,9 @@ class TcpdumpCapture implements LiveCapture {
         reject(err);
       };
       const events: PipeEvents = {
+        pid: (pid) => {
+          cap.pid = pid;
+        },
         stdout: (chunk) => {
           cap.push(chunk);
           // Acknowledge in large steps: one message back per few MiB, not per chunk.
@@ -583,7 +611,15 @@ class TcpdumpCapture implements LiveCapture {
     const byUs = this.stopping;
     // tcpdump exits 0 after SIGINT/SIGTERM (its cleanup handler); a signal death we did not send is abnormal.
     if (!this.started || byUs || (st.code === 0 && st.signal === null)) this.resolveEnded(this.counters());
-    else this.rejectEnded(classifyCaptureError(this.stderr || `exit status ${st.code ?? st.signal}`, this.o.iface, this.o.filter, 'tcpdump'));
+    else if (st.signal !== null)
+      // Killed by someone else (kill -9, the OOM killer): its stderr has only counters, if anything.
+      this.rejectEnded(new CaptureFailedError(`tcpdump${this.pid !== null ? ` (pid ${this.pid})` : ''} was killed by ${st.signal}`));
+    else
+      this.rejectEnded(
+        new CaptureFailedError(
+          classifyCaptureError(this.stderr || `exit status ${st.code}`, this.o.iface, this.o.filter, 'tcpdump').message.replace(/\.$/, ''),
+        ),
+      );
   }
 
   async stop(): Promise<CaptureCounters> {
