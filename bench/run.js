@@ -4,7 +4,9 @@
  *
  *   node bench/run.js [--size 1G | --size 256M,512M,1G] [--seed 1] [--runs 3]
  *                     [--no-tshark | --tshark-max 512M] [--no-json] [--no-live]
- *                     [--live-seconds 10] [--dir bench/out] [--regen]
+ *                     [--live-seconds 5] [--live-rates 5000,10000,20000,40000,0]
+ *                     [--live-load raw|http]
+ *                     [--dir bench/out] [--regen]
  *
  * For each size: writes (or reuses) bench/out/http-<size>-s<seed>.pcap and its
  * ground truth, checks it (capinfos packet count; hangscope's exchanges,
@@ -18,11 +20,15 @@
  *  - pipe: `tcpdump -r FILE -w - | hangscope analyze -`: packets/s the engine
  *    sustains from a tcpdump pipe (a pipe never drops: a slow reader blocks
  *    the writer), on the smallest size;
- *  - loopback: a real `tcpdump -i lo -U -w -` capture of bench/loadgen.js
- *    (HTTP keep-alive load on 127.0.0.1) piped into hangscope; reports the
- *    packet rate, tcpdump's "dropped by kernel" count, and checks hangscope
- *    saw every packet tcpdump captured and every request the load generator
- *    completed. Needs root (tcpdump on lo).
+ *  - loopback: while bench/loadgen.js sends HTTP keep-alive load on 127.0.0.1
+ *    (--live-load raw: canned messages on plain sockets, the default, fast
+ *    enough to load the capture; http: Node's http client and server) at each
+ *    of --live-rates requests per second (0: as fast as it goes), captures
+ *    with `hangscope watch -i lo --source tcpdump` and with
+ *    `tcpdump -i lo -U -B 32768 -w - | hangscope analyze -`; reports
+ *    packets/s, tcpdump's "dropped by kernel" count and hangscope's exchanges
+ *    against the requests the load generator completed, plus a control run of
+ *    tcpdump alone. Needs root (tcpdump on lo).
  *
  * Results: printed tables, and bench/out/results.json.
  */
@@ -51,7 +57,9 @@ const runs = Math.max(1, Number(opt('--runs', '3')));
 const tsharkMax = flag('--no-tshark') ? -1 : opt('--tshark-max', null) === null ? Infinity : parseSize(opt('--tshark-max'));
 const withJson = !flag('--no-json');
 const withLive = !flag('--no-live');
-const liveSeconds = Number(opt('--live-seconds', '10'));
+const liveSeconds = Number(opt('--live-seconds', '5'));
+const liveRates = opt('--live-rates', '5000,10000,20000,40000,0').split(',').map(Number);
+const liveLoad = opt('--live-load', 'raw'); // raw: plain sockets (fast); http: Node's http client and server
 const dir = path.resolve(opt('--dir', path.join(REPO, 'bench/out')));
 const regen = flag('--regen');
 
@@ -261,53 +269,131 @@ async function pipeRate(file, truth) {
   return out;
 }
 
-/** A real loopback capture: tcpdump -i lo -U -w - | hangscope analyze -, under bench/loadgen.js. */
+/** Wait for a child's stderr to match, at most `ms`. */
+function waitFor(child, re, ms) {
+  return new Promise((resolve) => {
+    let buf = '';
+    const t = setTimeout(() => resolve(false), ms);
+    child.stderr.on('data', (d) => {
+      buf += d;
+      if (re.test(buf)) {
+        clearTimeout(t);
+        resolve(true);
+      }
+    });
+  });
+}
+
+/**
+ * Live capture on loopback at increasing request rates of bench/loadgen.js,
+ * two ways at each rate:
+ *  - watch: `hangscope watch -i lo --source tcpdump`, as users run it
+ *    (tcpdump --immediate-mode -U -w - read on a worker thread);
+ *  - pipe: `tcpdump -i lo -U -B 32768 -w - | hangscope analyze -`: the
+ *    engine fed by a tcpdump pipe in buffered mode.
+ * Each run reports packets/s, the kernel's drop count (tcpdump's "dropped by
+ * kernel") and hangscope's exchanges against the requests the load generator
+ * completed. A control run of `tcpdump -i lo -U -B 32768 -w /dev/null` alone
+ * at the highest rate tells drops caused by the machine (load generator and
+ * tcpdump on 2 cores) from drops caused by hangscope not keeping up.
+ */
 async function loopback() {
   if (!HAVE.tcpdump) return { skipped: 'tcpdump is not installed' };
   if (process.getuid?.() !== 0) return { skipped: 'needs root for tcpdump -i lo' };
-  const port = 18000 + (process.pid % 1000);
-  const statsFile = path.join(dir, `.live-${process.pid}.ndjson`);
-  const errFile = path.join(dir, `.live-${process.pid}.tcpdump.err`);
-  // tcpdump's stderr goes to a file: its "N packets dropped by kernel" line is what we want.
-  const pipeline = spawn(
-    '/bin/sh',
-    ['-c', `exec 3>&1; tcpdump -i lo -U -s 0 --immediate-mode -B 4096 -w - 'tcp port ${port}' 2>${errFile} | ${process.execPath} ${BIN} analyze - --format ndjson --output ${statsFile}`],
-    { stdio: ['ignore', 'ignore', 'inherit'], detached: true },
-  );
-  // Wait until tcpdump listens.
-  for (let i = 0; i < 100; i++) {
-    await new Promise((r) => setTimeout(r, 100));
-    if (existsSync(errFile) && /listening on/.test(readFileSync(errFile, 'utf8'))) break;
+  const loadArgs = (port, rate) => [path.join(REPO, 'bench/loadgen.js'), '--port', String(port), '--seconds', String(liveSeconds), '--rate', String(rate), ...(liveLoad === 'raw' ? ['--raw'] : [])];
+  let nextPort = 18000 + (process.pid % 900);
+  const runsOut = [];
+
+  async function once(how, rate) {
+    const port = nextPort++;
+    const outFile = path.join(dir, `.live-${process.pid}.ndjson`);
+    const errFile = path.join(dir, `.live-${process.pid}.err`);
+    let child;
+    if (how === 'watch') {
+      child = spawn(
+        process.execPath,
+        [BIN, 'watch', '-i', 'lo', '-p', String(port), '--source', 'tcpdump', '--format', 'ndjson', '-o', outFile, '-d', String(liveSeconds + 4)],
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      );
+    } else {
+      // tcpdump's stderr (its drop count) goes to errFile; the shell's stderr is tcpdump's "listening" line too.
+      child = spawn(
+        '/bin/sh',
+        ['-c', `tcpdump -i lo -U -s 0 -B 32768 -w - 'tcp port ${port}' 2>${errFile} | ${process.execPath} ${BIN} analyze - --format ndjson --output ${outFile}`],
+        { stdio: ['ignore', 'ignore', 'pipe'], detached: true },
+      );
+    }
+    const closed = new Promise((r) => child.on('close', r));
+    let listening;
+    if (how === 'watch') listening = await waitFor(child, /listening on/, 10_000);
+    else {
+      listening = false;
+      for (let i = 0; i < 100 && !listening; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        listening = existsSync(errFile) && /listening on/.test(readFileSync(errFile, 'utf8'));
+      }
+    }
+    if (!listening) {
+      process.kill(how === 'watch' ? child.pid : -child.pid, 'SIGINT');
+      await closed;
+      return null;
+    }
+    const gen = spawnSync(process.execPath, loadArgs(port, rate), { encoding: 'utf8', timeout: (liveSeconds + 60) * 1000 });
+    if (how === 'pipe') {
+      // Buffered mode hands packets over in blocks, at the latest after tcpdump's 1 s timeout.
+      await new Promise((r) => setTimeout(r, 1500));
+      // Stop our tcpdump (the pipeline's process group is ours); hangscope then reads to the end.
+      const pids = spawnSync('pgrep', ['-g', String(child.pid), '-x', 'tcpdump'], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean);
+      for (const p of pids) process.kill(Number(p), 'SIGINT');
+    }
+    await closed;
+    const load = JSON.parse(gen.stdout.trim().split('\n').pop() || '{}');
+    const lines = readFileSync(outFile, 'utf8').trim().split('\n');
+    const stats = JSON.parse(lines[lines.length - 1]);
+    let dropped;
+    if (how === 'watch') dropped = stats.capture?.dropped ?? stats.drops ?? null;
+    else dropped = Number(/(\d+) packets? dropped by kernel/.exec(readFileSync(errFile, 'utf8'))?.[1] ?? NaN);
+    rmSync(outFile, { force: true });
+    rmSync(errFile, { force: true });
+    const r = {
+      how,
+      rate,
+      seconds: load.seconds,
+      requests: load.requests,
+      packets: stats.packets,
+      pps: stats.packets / load.seconds,
+      mbps: stats.bytes / MB / load.seconds,
+      dropped,
+      exchanges: stats.exchanges,
+    };
+    process.stderr.write(`  ${how} at ${rate || 'max'} req/s: ${fmtInt(r.pps)} packets/s, dropped ${r.dropped}, exchanges ${r.exchanges} of ${r.requests} requests\n`);
+    return r;
   }
-  const gen = spawnSync(process.execPath, [path.join(REPO, 'bench/loadgen.js'), '--port', String(port), '--seconds', String(liveSeconds)], {
-    encoding: 'utf8',
-    timeout: (liveSeconds + 60) * 1000,
-  });
-  await new Promise((r) => setTimeout(r, 500));
-  // Stop tcpdump (only our own: the process group we started), let hangscope finish the stream.
-  const pids = spawnSync('pgrep', ['-g', String(pipeline.pid), '-x', 'tcpdump'], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean);
-  for (const p of pids) process.kill(Number(p), 'SIGINT');
-  const code = await new Promise((r) => pipeline.on('close', r));
+
+  for (const rate of liveRates) {
+    for (const how of ['watch', 'pipe']) {
+      const r = await once(how, rate);
+      if (r === null) return { skipped: `${how}: tcpdump did not start listening` };
+      runsOut.push(r);
+    }
+  }
+  // Control: tcpdump alone, at the unthrottled rate.
+  const port = nextPort++;
+  const td = spawn('tcpdump', ['-i', 'lo', '-U', '-s', '0', '-B', '32768', '-w', '/dev/null', `tcp port ${port}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let tdErr = '';
+  td.stderr.on('data', (d) => (tdErr += d));
+  const tdClosed = new Promise((r) => td.on('close', r));
+  await waitFor(td, /listening on/, 10_000);
+  const gen = spawnSync(process.execPath, loadArgs(port, 0), { encoding: 'utf8', timeout: (liveSeconds + 60) * 1000 });
+  await new Promise((r) => setTimeout(r, 1500));
+  td.kill('SIGINT');
+  await tdClosed;
   const load = JSON.parse(gen.stdout.trim().split('\n').pop() || '{}');
-  const err = readFileSync(errFile, 'utf8');
-  const num = (re) => {
-    const m = re.exec(err);
-    return m ? Number(m[1]) : null;
-  };
-  const lines = readFileSync(statsFile, 'utf8').trim().split('\n');
-  const stats = JSON.parse(lines[lines.length - 1]);
-  rmSync(statsFile, { force: true });
-  rmSync(errFile, { force: true });
-  return {
-    code,
-    seconds: load.seconds,
-    requests: load.requests,
-    captured: num(/(\d+) packets? captured/),
-    dropped: num(/(\d+) packets? dropped by kernel/),
-    hangscopePackets: stats.packets,
-    hangscopeExchanges: stats.exchanges,
-    pps: stats.packets / load.seconds,
-  };
+  const m = (re) => Number(re.exec(tdErr)?.[1] ?? NaN);
+  const control = { requests: load.requests, seconds: load.seconds, captured: m(/(\d+) packets? captured/), dropped: m(/(\d+) packets? dropped by kernel/) };
+  control.pps = control.captured / control.seconds;
+  process.stderr.write(`  control tcpdump -i lo -w /dev/null at max: ${fmtInt(control.pps)} packets/s, dropped ${control.dropped}\n`);
+  return { runs: runsOut, control };
 }
 
 // ---- main ----------------------------------------------------------------------------------------
@@ -357,12 +443,19 @@ if (live) {
   for (const p of live.pipe) console.log(`  ${p.what}: ${fmtInt(p.pps)} packets/s (${fmt(p.wall, 3)} s wall, peak RSS of hangscope ${fmt(p.rssMB, 0)} MB)`);
   const l = live.loopback;
   if (l.skipped) console.log(`  loopback capture: skipped (${l.skipped})`);
-  else
+  else {
     console.log(
-      `  tcpdump -i lo -U -w - | hangscope analyze - under bench/loadgen.js for ${fmt(l.seconds, 1)} s: ${fmtInt(l.pps)} packets/s, ` +
-        `${fmtInt(l.requests)} requests; tcpdump captured ${l.captured}, dropped by kernel ${l.dropped}; hangscope read ${l.hangscopePackets} packets, ${l.hangscopeExchanges} exchanges` +
-        (l.captured === l.hangscopePackets && l.dropped === 0 && l.hangscopeExchanges === l.requests ? ' (no loss)' : ' (LOSS or mismatch)'),
+      `  watch = hangscope watch -i lo --source tcpdump; pipe = tcpdump -i lo -U -B 32768 -w - | hangscope analyze -; load: bench/loadgen.js ${liveLoad === 'raw' ? '--raw (16 keep-alive sockets, canned GET and 200, 0-1 KiB bodies)' : '(Node http, 16 in flight on 8 keep-alive sockets, 0-64 KiB responses)'} on 127.0.0.1, ${liveSeconds} s per rate:`,
     );
+    for (const r of l.runs)
+      console.log(
+        `    ${r.how.padEnd(5)} ${String(r.rate || 'max').padStart(5)} req/s asked: ${fmtInt(r.requests / r.seconds)} req/s done, ${fmtInt(r.pps)} packets/s (${fmt(r.mbps, 0)} MB/s); ` +
+          `kernel drops ${r.dropped}; hangscope ${r.exchanges} exchanges of ${r.requests} requests` +
+          (r.dropped === 0 && r.exchanges === r.requests ? ' (no loss)' : ''),
+      );
+    const c = l.control;
+    console.log(`    control: tcpdump -i lo -U -B 32768 -w /dev/null alone at max: ${fmtInt(c.pps)} packets/s, kernel drops ${c.dropped}`);
+  }
 }
 writeFileSync(path.join(dir, 'results.json'), JSON.stringify({ date: new Date().toISOString(), cpus: cpu.length, node: process.version, seed, runs, results, live }, null, 1));
 const failed = results.some((r) => r.problems.length > 0);
