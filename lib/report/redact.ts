@@ -27,12 +27,37 @@ const SECRET_HEADER_PATTERN =
 const SECRET_PARAM_WORDS =
   /(?:^|[-_.[])(token|key|apikey|signature|sig|password|passwd|pwd|pass|secret|auth|session|sessionid|sid|credential|jwt)s?\]?$|^code$/;
 
+/**
+ * Answers for names already seen: a report asks about the same few header and
+ * parameter names for every exchange (hundreds of thousands in a large
+ * capture). Bounded: cleared when full.
+ */
+const MEMO_MAX = 4096;
+const secretHeaderMemo = new Map<string, boolean>();
+const secretParamMemo = new Map<string, boolean>();
+
 export function isSecretHeader(name: string): boolean {
-  const n = name.toLowerCase();
-  return SECRET_HEADERS.has(n) || SECRET_HEADER_PATTERN.test(n);
+  let r = secretHeaderMemo.get(name);
+  if (r === undefined) {
+    const n = name.toLowerCase();
+    r = SECRET_HEADERS.has(n) || SECRET_HEADER_PATTERN.test(n);
+    if (secretHeaderMemo.size >= MEMO_MAX) secretHeaderMemo.clear();
+    secretHeaderMemo.set(name, r);
+  }
+  return r;
 }
 
 function isSecretParam(rawName: string): boolean {
+  let r = secretParamMemo.get(rawName);
+  if (r === undefined) {
+    r = isSecretParamName(rawName);
+    if (secretParamMemo.size >= MEMO_MAX) secretParamMemo.clear();
+    secretParamMemo.set(rawName, r);
+  }
+  return r;
+}
+
+function isSecretParamName(rawName: string): boolean {
   let name = rawName;
   try {
     name = decodeURIComponent(name.replace(/\+/g, ' '));
@@ -46,7 +71,7 @@ function isSecretParam(rawName: string): boolean {
 export function redactHeaders(headers: Record<string, string>, show: boolean): Record<string, string> {
   if (show) return { ...headers };
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(headers)) out[k] = isSecretHeader(k) ? REDACTED : redactUrls(v);
+  for (const k of Object.keys(headers)) out[k] = isSecretHeader(k) ? REDACTED : redactUrls(headers[k]!);
   return out;
 }
 
