@@ -1,4 +1,5 @@
 /** The hangscope command line: commander commands wiring sources, engine and dashboards. */
+import './terminal-env.js';
 import { Command, Option } from 'commander';
 import { createRequire } from 'node:module';
 import { runAnalyze } from './analyze.js';
