@@ -117,7 +117,7 @@ describe.runIf(ready)(`soak: watch for ${SECONDS} s of loopback load`, () => {
           tcpdumpReceivedByFilter: Number(m![1]),
           dropped,
           watchCpuSeconds: cpu,
-          rssMiB: { first: rss[0]! / MiB, early: early / MiB, late: late / MiB, min: Math.min(...rss) / MiB, max: Math.max(...rss) / MiB, samples: rss.length },
+          rssMiB: { first: rss[0]! / MiB, early: early / MiB, late: late / MiB, min: Math.min(...rss) / MiB, max: Math.max(...rss) / MiB, samples: rss.map((r) => Math.round(r / MiB)) },
           tcpdumpPid: tcpdump,
           line,
         };
