@@ -123,7 +123,13 @@ describe.runIf(live)(SUITE, () => {
         `${n} attempts (${gen[n].seconds}s): ${m.packets} packets, ${m.connections} connections, evicted ${m.anomalies['connection-evicted'] ?? 0}, ` +
           `heap ${(m.maxHeap / MiB).toFixed(1)} MiB, rss ${(m.maxRss / MiB).toFixed(0)} MiB, ${m.seconds.toFixed(2)} s`,
       );
-      if (haveTshark) expect(m.connections, `${n}: connections vs tshark SYNs`).toBe(tsharkSyns(files[n]!));
+      if (haveTshark) {
+        // Each SYN is one connection; with 200 attempts in flight and a table of 256, an attempt can be
+        // evicted between its SYN and the RST, and the RST then starts a connection of its own.
+        const syns = tsharkSyns(files[n]!);
+        expect(m.connections, `${n}: connections vs tshark SYNs`).toBeGreaterThanOrEqual(syns);
+        expect(m.connections - syns, `${n}: connections split by eviction`).toBeLessThan(syns / 100);
+      }
       // Evictions: at least every connection beyond the table; connections of the scan's first
       // seconds may also end by the 5 s linger instead (the table is swept every second of capture time).
       expect(m.anomalies['connection-evicted']).toBeGreaterThan(0);
@@ -134,6 +140,7 @@ describe.runIf(live)(SUITE, () => {
       if (gen[n].seconds < 4) expect(m.anomalies['connection-evicted']! - (m.connections - 256)).toBeLessThan(4);
     }
     const free = measure(files[40_000]!, {});
+    if (haveTshark) expect(free.connections, 'unbounded: connections = tshark SYNs').toBe(tsharkSyns(files[40_000]!));
     rows.push(`40000 unbounded: heap ${(free.maxHeap / MiB).toFixed(1)} MiB, rss ${(free.maxRss / MiB).toFixed(0)} MiB, ${free.seconds.toFixed(2)} s`);
     console.log(`[bounds] port scans:\n  ${rows.join('\n  ')}`);
     // Flat: twice the connections, the same heap within 1.5 MiB. From 5,000 to 20,000 it may still
