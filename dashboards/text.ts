@@ -55,6 +55,31 @@ function shorten(s: string, n: number): string {
   return s.length <= n ? s : `${s.slice(0, n - 1)}…`;
 }
 
+/** Links shown at most per socket; a long keep-alive socket shows its first and last ones and every failed one. */
+const MAX_LINKS = 12;
+
+/** The socket's requests as a chain: `GET /files/x 200 12ms -> POST /exec no response, client FIN after 5.001s`. */
+function chainOf(rec: ConnectionRecord, show: boolean): string {
+  const ex = rec.exchanges;
+  if (ex.length <= MAX_LINKS) return ex.map((e) => exchangeLink(e, rec, show)).join(' -> ');
+  const keep = new Set<number>();
+  for (let i = 0; i < 3; i++) keep.add(i);
+  for (let i = ex.length - 3; i < ex.length; i++) keep.add(i);
+  for (let i = 0; i < ex.length && keep.size < MAX_LINKS; i++) if (ex[i]!.outcome !== 'complete') keep.add(i);
+  const parts: string[] = [];
+  let skipped = 0;
+  for (let i = 0; i < ex.length; i++) {
+    if (!keep.has(i)) {
+      skipped++;
+      continue;
+    }
+    if (skipped > 0) parts.push(`… ${skipped} more …`);
+    skipped = 0;
+    parts.push(exchangeLink(ex[i]!, rec, show));
+  }
+  return parts.join(' -> ');
+}
+
 export function socketFailing(rec: ConnectionRecord): boolean {
   return rec.state === 'reset' || rec.exchanges.some((e) => e.outcome !== 'complete');
 }
@@ -108,7 +133,7 @@ export function renderSocket(rec: ConnectionRecord, o: TextOptions = {}): string
     `${paint(color, fail ? '31;1' : '1', title)}  #${rec.id} from ${fmtClock(rec.start)}  ${rec.history}`,
   ];
   if (rec.exchanges.length > 0) {
-    lines.push(`  ${rec.exchanges.map((e) => exchangeLink(e, rec, show)).join(' -> ')}`);
+    lines.push(`  ${chainOf(rec, show)}`);
   } else if (rec.protocol !== 'none' && rec.protocol !== 'http') {
     lines.push(`  ${rec.protocol} payload, not HTTP/1.x`);
   } else if (rec.bytes[0] + rec.bytes[1] === 0) {
