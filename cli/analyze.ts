@@ -140,21 +140,29 @@ const TEXT_SOCKETS = 50;
 
 /**
  * Text mode keeps every connection record (the report counts them), but the
- * exchanges only of those it can show: every failing socket, and the
- * TEXT_SOCKETS lowest ids among the others. Connections finish out of id
- * order, so the kept set is maintained as they come; a record is trimmed only
- * once the diagnoser has seen it (it runs after onConnection). Memory then
- * stays flat with the size of the capture instead of holding every exchange.
+ * exchanges only of those it can show: the TEXT_SOCKETS lowest ids among the
+ * failing sockets and among the others (it shows failing ones first, then
+ * the lowest ids). A failing socket it cannot show keeps only its failed
+ * exchanges, so it still counts as failing. Connections finish out of id
+ * order, so the kept sets are maintained as they come; a record is trimmed
+ * only once the diagnoser has seen it (it runs after onConnection). Memory
+ * then stays flat with the size of the capture instead of holding every
+ * exchange.
  */
 function textKeeper(): { onConnection: (rec: ConnectionRecord) => void } {
-  const fine: ConnectionRecord[] = []; // the lowest ids of the sockets without failures, ascending
+  // The lowest ids seen so far, ascending: failing sockets, and the others.
+  const failing: ConnectionRecord[] = [];
+  const fine: ConnectionRecord[] = [];
   let previous: ConnectionRecord | null = null;
   const settle = (rec: ConnectionRecord): void => {
-    if (socketFailing(rec)) return;
-    let i = fine.length;
-    while (i > 0 && fine[i - 1]!.id > rec.id) i--;
-    fine.splice(i, 0, rec);
-    if (fine.length > TEXT_SOCKETS) fine.pop()!.exchanges = [];
+    const isFailing = socketFailing(rec);
+    const kept = isFailing ? failing : fine;
+    let i = kept.length;
+    while (i > 0 && kept[i - 1]!.id > rec.id) i--;
+    kept.splice(i, 0, rec);
+    if (kept.length <= TEXT_SOCKETS) return;
+    const out = kept.pop()!;
+    out.exchanges = isFailing ? out.exchanges.filter((e) => e.outcome !== 'complete') : [];
   };
   return {
     onConnection(rec) {
