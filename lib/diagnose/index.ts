@@ -49,6 +49,8 @@ const MAX_ABORTS = 10_000;
 const MAX_ROUTES = 2_000;
 const MAX_HONORED_REPORTED = 20;
 const RECENT_REQUESTS = 64;
+/** Client and server pairs remembered for connection-close-honored. */
+const MAX_PAIRS = 10_000;
 /** Per-socket socket-reuse findings for sockets with no failure, at most (failing sockets always get one). */
 const MAX_QUIET_REUSE = 100;
 
@@ -192,6 +194,8 @@ export class Diagnoser {
       }
       // Connection: close bookkeeping, per client and server pair.
       if (pair === undefined) {
+        // Bounded: past MAX_PAIRS the pair seen first is forgotten (its Connection: close, if any, goes unanswered).
+        if (this.pairs.size >= MAX_PAIRS) this.pairs.delete(this.pairs.keys().next().value!);
         pair = { flagged: [], recent: [] };
         this.pairs.set(pairKey, pair);
       }
