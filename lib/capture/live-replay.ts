@@ -109,7 +109,9 @@ export async function replayCapture(
   const rec: PacketRecord = { ts: 0, linkType: 0, data: Buffer.alloc(0), origLen: 0, interfaceId: 0, frame: 0 };
   let baseTs: Micros | null = null;
   let baseWall = 0;
-  let lastClock = 0;
+  // -Infinity: the first pass reports the clock (performance.now() starts near 0 in a young process, so 0
+  // here meant no report at all during the first second of the process's life).
+  let lastClock = -Infinity;
   while (!signal?.aborted && readError === null) {
     if (head >= queue.length) {
       if (readDone) break;
