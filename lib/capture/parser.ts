@@ -374,13 +374,13 @@ export class CaptureParser {
         this.interfaceDescription(buf, off, len);
         break;
       case 6:
-        this.enhancedPacket(buf, off, len);
+        this.packetBlock(buf, off, len, false);
         break;
       case 3:
         this.simplePacket(buf, off, len);
         break;
       case 2:
-        this.obsoletePacket(buf, off, len);
+        this.packetBlock(buf, off, len, true);
         break;
       default:
         // NRB (4), ISB (5), DSB, custom blocks ...: nothing we need.
@@ -506,37 +506,19 @@ export class CaptureParser {
     this.onPacket(rec);
   }
 
-  private enhancedPacket(buf: Buffer, off: number, len: number): void {
+  /**
+   * Enhanced Packet Block, or the obsolete Packet Block (`obsolete`): the same
+   * layout but for the Interface ID, 16 bits followed by a Drops Count there.
+   */
+  private packetBlock(buf: Buffer, off: number, len: number, obsolete: boolean): void {
     if (len < 32) {
-      this.anomalies.add('pcapng-bad-epb');
+      this.anomalies.add(obsolete ? 'pcapng-bad-packet-block' : 'pcapng-bad-epb');
       return;
     }
     const le = this.le;
-    const ifId = le ? buf.readUInt32LE(off + 8) : buf.readUInt32BE(off + 8);
-    const iface = this.ifaces[ifId];
-    if (iface === undefined || iface.linkType < 0) {
-      this.anomalies.add('pcapng-unknown-interface');
-      return;
-    }
-    const hi = le ? buf.readUInt32LE(off + 12) : buf.readUInt32BE(off + 12);
-    const lo = le ? buf.readUInt32LE(off + 16) : buf.readUInt32BE(off + 16);
-    const caplen = le ? buf.readUInt32LE(off + 20) : buf.readUInt32BE(off + 20);
-    const origLen = le ? buf.readUInt32LE(off + 24) : buf.readUInt32BE(off + 24);
-    if (28 + caplen > len - 4) {
-      this.anomalies.add('pcapng-bad-caplen');
-      return;
-    }
-    this.deliver(iface, ifId, this.toMicros(iface, hi, lo), buf.subarray(off + 28, off + 28 + caplen), origLen);
-  }
-
-  private obsoletePacket(buf: Buffer, off: number, len: number): void {
-    if (len < 32) {
-      this.anomalies.add('pcapng-bad-packet-block');
-      return;
-    }
-    const le = this.le;
-    // Packet Block (Appendix: obsolete): Interface ID is 16 bits, then Drops Count.
-    const ifId = le ? buf.readUInt16LE(off + 8) : buf.readUInt16BE(off + 8);
+    const ifId = obsolete
+      ? le ? buf.readUInt16LE(off + 8) : buf.readUInt16BE(off + 8)
+      : le ? buf.readUInt32LE(off + 8) : buf.readUInt32BE(off + 8);
     const iface = this.ifaces[ifId];
     if (iface === undefined || iface.linkType < 0) {
       this.anomalies.add('pcapng-unknown-interface');
