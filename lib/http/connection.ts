@@ -6,6 +6,7 @@
  */
 
 import type { Anomalies, AppProtocol, Dir, Exchange, MessageHeaders, Micros } from '../types.js';
+import { BlockCache, MAX_CACHED_BLOCK, MAX_VALUE_CHARS, newHeaders, storeHeader, type CachedBlock } from './headers.js';
 import { TCHAR, classify, parseRequestLine, parseStatusLine, type RequestLine, type StatusLine } from './sniff.js';
 
 export interface HttpParserOptions {
@@ -26,8 +27,6 @@ export interface HttpParserOptions {
 
 export type EndReason = 'reset' | 'closed' | 'capture-end' | 'evicted';
 
-/** Header values are cut to this many characters (the report only needs to recognise them). */
-const MAX_VALUE_CHARS = 1024;
 /** Request targets are cut to this many characters. */
 const MAX_TARGET_CHARS = 8192;
 /** A chunk-size line (size + extensions) longer than this is garbage. */
@@ -46,22 +45,6 @@ const REQ_TAIL_RE = /([!#$%&'*+\-.^_`|~0-9A-Za-z]+) +[^ \x00-\x20\x7f]+ +$/;
 const KNOWN_METHOD_SUFFIX_RE = /(?:GET|HEAD|POST|PUT|DELETE|CONNECT|OPTIONS|TRACE|PATCH)$/;
 /** The start of a header field line: token ":". */
 const HEADER_START_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+[ \t]*:/;
-
-/**
- * Header maps inherit nothing: header names come from the wire, and a field
- * named "constructor", "__proto__" or "toString" must be stored and read as
- * data like any other. Instances of a constructor whose prototype is an empty
- * null-prototype object inherit nothing either, but unlike
- * Object.create(null) (a dictionary-mode object in V8) they are ordinary
- * hidden-class objects: about 4x faster to fill and 3.5x smaller (90 vs 340
- * bytes for a usual head), which counts with two maps per exchange held until
- * its connection ends.
- */
-function HeaderMap(): void {}
-HeaderMap.prototype = Object.create(null) as object;
-function newHeaders(): MessageHeaders {
-  return new (HeaderMap as unknown as new () => MessageHeaders)();
-}
 
 /** Decode bytes as latin1 without the argument checks of toString() (hot path: one call per header line). */
 function latin1(b: Buffer, start: number, end: number): string {
@@ -155,6 +138,18 @@ function isHttpVersion(b: Buffer, p: number): boolean {
     b[p] === 0x48 && b[p + 1] === 0x54 && b[p + 2] === 0x54 && b[p + 3] === 0x50 && b[p + 4] === 0x2f &&
     isDigit(b[p + 5]!) && b[p + 6] === 0x2e && isDigit(b[p + 7]!)
   );
+}
+
+/** Field blocks seen before, shared by every parser (see ./headers.ts). */
+const blockCache = new BlockCache();
+const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
+const CONTENT_LENGTH = Buffer.from('content-length', 'latin1');
+const TRANSFER_ENCODING = Buffer.from('transfer-encoding', 'latin1');
+
+/** b[p, p + lower.length) equals `lower` (lower-case letters and '-') ignoring ASCII case. */
+function lowerEquals(b: Buffer, p: number, lower: Buffer): boolean {
+  for (let k = 0; k < lower.length; k++) if ((b[p + k]! | 0x20) !== lower[k]) return false;
+  return true;
 }
 
 /**
@@ -268,6 +263,13 @@ class Side {
   cur: ExState | null = null;
   // Header state of the current message.
   headers: MessageHeaders = newHeaders();
+  /**
+   * The head's fields came from the block cache (HttpConnectionParser.blockHead):
+   * `headers` was never filled nor kept, and serves the next message.
+   */
+  headersUnused = false;
+  /** Response side: the cached map of the current head, until headDone() hands it to the exchange. */
+  shared: MessageHeaders | null = null;
   headerCount = 0;
   tooMany = false;
   pendName: string | null = null;
@@ -309,7 +311,9 @@ class Side {
     this.msgStarted = false;
     this.startLineDone = false;
     this.prefixChecked = false;
-    this.headers = newHeaders();
+    if (this.headersUnused) this.headersUnused = false;
+    else this.headers = newHeaders();
+    this.shared = null;
     this.headerCount = 0;
     this.tooMany = false;
     this.pendName = null;
@@ -788,6 +792,13 @@ export class HttpConnectionParser {
               if (side.dir === 0) this.requestLine(side, start as RequestLine, ts);
               else this.statusLine(side, start as StatusLine, ts);
               if (side.state !== St.Head && side.state !== St.Trailer) return pos;
+              if (side.startLineDone && side.cur !== null && side.partLen === 0) {
+                const after = this.blockHead(side, buf, pos, ts);
+                if (after >= 0) {
+                  pos = after;
+                  if (side.state !== St.Head && side.state !== St.Trailer) return pos;
+                }
+              }
               continue;
             }
           }
@@ -890,7 +901,17 @@ export class HttpConnectionParser {
     side.pendName = null;
     const value = side.pendValue;
     side.pendValue = '';
-    // Framing fields are honoured whether or not the header is kept.
+    this.framing(side, name, value);
+    if (side.headers[name] === undefined && side.headerCount >= this.maxHeaders) {
+      if (!side.tooMany) this.anomalies.add('http-too-many-headers');
+      side.tooMany = true;
+      return;
+    }
+    if (storeHeader(side.headers, name, value) === 'stored') side.headerCount++;
+  }
+
+  /** Framing fields are honoured whether or not the header is kept (name lower-cased, value trimmed). */
+  private framing(side: Side, name: string, value: string): void {
     if (name === 'content-length') {
       let digits = value.length > 0;
       for (let k = 0; digits && k < value.length; k++) digits = isDigit(value.charCodeAt(k));
@@ -916,19 +937,106 @@ export class HttpConnectionParser {
     } else if (name === 'upgrade') {
       side.upgrade = true;
     }
+  }
+
+  /**
+   * Right after a start line parsed from bytes, when the blank line ending
+   * the head is in this buffer too (nearly every head): a field block seen
+   * before byte for byte takes the map built then (./headers.ts); a new one
+   * whose lines are all plain `token ":" value` lines is parsed here in one
+   * pass and cached. Returns the position after the head, with headDone()
+   * called; or -1, having changed nothing, to let the line parser do it (a
+   * head cut across segments, bare LF line ends, obs-fold, a line without a
+   * colon, more than maxHeaders fields, a framing field given twice, ...).
+   */
+  private blockHead(side: Side, buf: Buffer, pos: number, ts: Micros): number {
+    const blank = buf.indexOf(CRLFCRLF, pos);
+    if (blank < 0) return -1;
+    const end = blank + 2; // the block: field lines with their CRLFs
+    const n = end - pos;
+    if (n < 8 || n > MAX_CACHED_BLOCK || n > this.maxHeaderBytes) return -1;
+    const slot = BlockCache.slotOf(buf, pos, end);
+    let c = blockCache.get(slot, buf, pos, end);
+    if (c === null || c.lines > this.maxHeaders) {
+      c = this.parseBlock(side, buf, pos, end);
+      if (c === null) return -1;
+      blockCache.set(slot, c);
+    } else {
+      // The map is shared: `headers` stays empty, for the next message.
+      side.headersUnused = true;
+      if (side.dir === 0) side.cur!.ex.requestHeaders = c.headers;
+      else side.shared = c.headers;
+    }
+    side.headBytes += end + 2 - pos;
+    if (c.contentLength !== null) this.framing(side, 'content-length', c.contentLength);
+    if (c.transferEncoding !== null) this.framing(side, 'transfer-encoding', c.transferEncoding);
+    if (c.upgrade) side.upgrade = true;
+    this.headDone(side, ts);
+    return end + 2;
+  }
+
+  /**
+   * Parse a field block b[start, end) (lines ending in CRLF, no blank line)
+   * into side.headers, or return null, having changed nothing, when a line
+   * is not a plain `token ":" value` line, there are more than maxHeaders,
+   * or a framing field is given twice.
+   */
+  private parseBlock(side: Side, b: Buffer, start: number, end: number): CachedBlock | null {
+    // Check first: the line parser takes over from the start of the block on a refusal.
+    let lines = 0;
+    let cl = -1;
+    let te = -1;
+    for (let p = start; p < end; ) {
+      const nl = b.indexOf(10, p);
+      if (nl < 0 || nl >= end || b[nl - 1] !== 13 || nl - 1 === p) return null; // bare LF or blank line inside
+      let i = p;
+      while (TCHAR[b[i]!] === 1) i++;
+      if (i === p || b[i] !== 0x3a) return null;
+      if (++lines > this.maxHeaders) return null;
+      const len = i - p;
+      if (len === 14 && lowerEquals(b, p, CONTENT_LENGTH)) {
+        if (cl >= 0) return null;
+        cl = p;
+      } else if (len === 17 && lowerEquals(b, p, TRANSFER_ENCODING)) {
+        if (te >= 0) return null;
+        te = p;
+      }
+      p = nl + 1;
+    }
     const h = side.headers;
-    const prev = h[name];
-    if (prev !== undefined) {
-      if (prev.length < MAX_VALUE_CHARS) h[name] = (prev + ', ' + value).slice(0, MAX_VALUE_CHARS);
-      return;
+    let contentLength: string | null = null;
+    let transferEncoding: string | null = null;
+    let upgrade = false;
+    for (let p = start; p < end; ) {
+      const nl = b.indexOf(10, p);
+      let i = p;
+      let hash = HASH_START;
+      for (;;) {
+        const x = b[i]!;
+        if (x === 0x3a) break;
+        hash = lowerHash(hash, x);
+        i++;
+      }
+      let vs = i + 1;
+      let ve = nl - 1;
+      while (vs < ve && TRIM_WS[b[vs]!] === 1) vs++;
+      while (ve > vs && TRIM_WS[b[ve - 1]!] === 1) ve--;
+      const name = internLowerToken(b, p, i, hash);
+      const value = intern(b, vs, ve);
+      if (p === cl) contentLength = value;
+      else if (p === te) transferEncoding = value;
+      else if (name === 'upgrade') upgrade = true;
+      storeHeader(h, name, value);
+      p = nl + 1;
     }
-    if (side.headerCount >= this.maxHeaders) {
-      if (!side.tooMany) this.anomalies.add('http-too-many-headers');
-      side.tooMany = true;
-      return;
-    }
-    side.headerCount++;
-    h[name] = value.length > MAX_VALUE_CHARS ? value.slice(0, MAX_VALUE_CHARS) : value;
+    return {
+      bytes: Buffer.from(b.subarray(start, end)),
+      headers: h,
+      lines,
+      contentLength,
+      transferEncoding,
+      upgrade,
+    };
   }
 
   /**
@@ -1081,7 +1189,7 @@ export class HttpConnectionParser {
     ex.status = status;
     ex.reason = side.reason;
     ex.responseVersion = side.respVersion;
-    ex.responseHeaders = side.headers;
+    ex.responseHeaders = side.shared ?? side.headers;
     const method = ex.method;
     if (status === 101 || (method === 'CONNECT' && status >= 200 && status < 300)) {
       // RFC 9110 sections 15.2.2 and 9.3.6: after this the connection carries another protocol.
