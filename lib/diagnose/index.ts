@@ -79,15 +79,37 @@ interface PairState {
   recent: { conn: number; index: number; ts: Micros }[];
 }
 
-/** Path segments that look like identifiers are grouped: /files/3f2a9c -> /files/{id}. */
+/**
+ * Path segments that look like identifiers are grouped: /files/3f2a9c -> /files/{id}.
+ * A segment is an identifier when it is all digits, or at least 8 characters
+ * of hex digits and '-', or at least 12 characters with a digit in them.
+ * (One pass over the characters: this runs for every exchange.)
+ */
 export function routeOf(method: string, target: string): string {
-  const q = target.indexOf('?');
-  const path = q < 0 ? target : target.slice(0, q);
-  const norm = path
-    .split('/')
-    .map((seg) => (/^\d+$/.test(seg) || /^[0-9a-f-]{8,}$/i.test(seg) || (seg.length >= 12 && /\d/.test(seg)) ? '{id}' : seg))
-    .join('/');
-  return `${method} ${norm}`;
+  let end = target.indexOf('?');
+  if (end < 0) end = target.length;
+  let out = '';
+  let copied = 0;
+  let segStart = 0;
+  let digits = 0;
+  let hexDash = 0;
+  for (let i = 0; i <= end; i++) {
+    const c = i < end ? target.charCodeAt(i) : 0x2f;
+    if (c === 0x2f) {
+      const n = i - segStart;
+      if (n > 0 && (digits === n || (n >= 8 && hexDash === n) || (n >= 12 && digits > 0))) {
+        out += target.slice(copied, segStart) + '{id}';
+        copied = i;
+      }
+      segStart = i + 1;
+      digits = 0;
+      hexDash = 0;
+    } else if (c >= 0x30 && c <= 0x39) {
+      digits++;
+      hexDash++;
+    } else if ((c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46) || c === 0x2d) hexDash++;
+  }
+  return copied === 0 ? `${method} ${target.slice(0, end)}` : `${method} ${out}${target.slice(copied, end)}`;
 }
 
 /** Runs the per-connection rules as connections finish, and the capture-wide rules at the end. */
