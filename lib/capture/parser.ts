@@ -74,6 +74,13 @@ interface Iface {
 }
 
 /**
+ * Unsigned 32-bit reads of bytes the caller checked are there: what
+ * readUInt32LE/BE return, without their argument checks (four per record).
+ */
+const u32le = (b: Buffer, o: number): number => (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16)) + b[o + 3]! * 0x1000000;
+const u32be = (b: Buffer, o: number): number => b[o]! * 0x1000000 + ((b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!);
+
+/**
  * Push parser: feed chunks in order; `onPacket` is called synchronously for
  * each complete record.
  *
@@ -171,7 +178,8 @@ export class CaptureParser {
       if (this.spill !== null && this.spill.length > 1 << 20) this.spill = null; // don't pin a huge buffer
     }
     while (off < chunk.length) {
-      const r = this.step(chunk, off);
+      // Classic pcap records, the bulk of most files, without the dispatch of step().
+      const r = this.state === State.PcapRecord ? this.pcapRecord(chunk, off) : this.step(chunk, off);
       if (this.stopped) return;
       if (r < 0) break;
       off += r;
@@ -294,7 +302,7 @@ export class CaptureParser {
     const avail = buf.length - off;
     if (avail < hl) return -hl;
     const le = this.le;
-    const caplen = le ? buf.readUInt32LE(off + 8) : buf.readUInt32BE(off + 8);
+    const caplen = le ? u32le(buf, off + 8) : u32be(buf, off + 8);
     if (caplen > this.caplenLimit) {
       // No way to find the next record: stop, keep what we have.
       this.stop('pcap-bad-caplen');
@@ -302,9 +310,9 @@ export class CaptureParser {
     }
     const total = hl + caplen;
     if (avail < total) return -total;
-    const sec = le ? buf.readUInt32LE(off) : buf.readUInt32BE(off);
-    const frac = le ? buf.readUInt32LE(off + 4) : buf.readUInt32BE(off + 4);
-    let origLen = le ? buf.readUInt32LE(off + 12) : buf.readUInt32BE(off + 12);
+    const sec = le ? u32le(buf, off) : u32be(buf, off);
+    const frac = le ? u32le(buf, off + 4) : u32be(buf, off + 4);
+    let origLen = le ? u32le(buf, off + 12) : u32be(buf, off + 12);
     if (origLen < caplen) {
       // libpcap tolerates this; later stages rely on origLen >= data.length.
       this.anomalies.add('pcap-origlen-lt-caplen');

@@ -153,17 +153,17 @@ export class Decoder {
     switch (lt) {
       case LINKTYPE_ETHERNET:
         if (d.length < 14) return this.damaged('truncated-link-header');
-        return this.etherType(d.readUInt16BE(12), d, 14);
+        return this.etherType((d[12]! << 8) | d[13]!, d, 14);
       case LINKTYPE_LINUX_SLL:
         // Linux cooked v1: 16-byte header, protocol (an EtherType) at 14.
         // https://www.tcpdump.org/linktypes/LINKTYPE_LINUX_SLL.html
         if (d.length < 16) return this.damaged('truncated-link-header');
-        return this.etherType(d.readUInt16BE(14), d, 16);
+        return this.etherType((d[14]! << 8) | d[15]!, d, 16);
       case LINKTYPE_LINUX_SLL2:
         // Linux cooked v2: 20-byte header, protocol at 0.
         // https://www.tcpdump.org/linktypes/LINKTYPE_LINUX_SLL2.html
         if (d.length < 20) return this.damaged('truncated-link-header');
-        return this.etherType(d.readUInt16BE(0), d, 20);
+        return this.etherType((d[0]! << 8) | d[1]!, d, 20);
       case LINKTYPE_RAW:
         return this.rawIp(d, 0);
       case 12: // DLT_RAW on most systems, written as-is by some; but DLT_LOOP on OpenBSD
@@ -285,7 +285,7 @@ export class Decoder {
     const ihl = (vihl & 0x0f) * 4;
     if (ihl < 20) return this.fail('bad-ip-header-length');
     if (cap < ihl) return this.fail('truncated-ip-header');
-    let totalLen = d.readUInt16BE(off + 2);
+    let totalLen = (d[off + 2]! << 8) | d[off + 3]!;
     if (totalLen === 0) {
       // TCP segmentation offload: the sending host's capture sees the
       // super-frame before the NIC fills the length in (Wireshark's
@@ -298,7 +298,7 @@ export class Decoder {
       this.anomalies.add('ip-length-exceeds-frame');
       totalLen = wireAvail;
     }
-    const frag = d.readUInt16BE(off + 6);
+    const frag = (d[off + 6]! << 8) | d[off + 7]!;
     if ((frag & 0x3fff) !== 0) {
       // MF set or a non-zero fragment offset: see the file comment.
       return this.fail('ip-fragment');
@@ -309,8 +309,9 @@ export class Decoder {
     }
     const seg = this.seg;
     seg.ipVersion = 4;
-    seg.src = this.v4(d.readUInt32BE(off + 12));
-    seg.dst = this.v4(d.readUInt32BE(off + 16));
+    // Addresses as signed 32-bit keys (v4() only needs the bits).
+    seg.src = this.v4((d[off + 12]! << 24) | (d[off + 13]! << 16) | (d[off + 14]! << 8) | d[off + 15]!);
+    seg.dst = this.v4((d[off + 16]! << 24) | (d[off + 17]! << 16) | (d[off + 18]! << 8) | d[off + 19]!);
     // The IP total length trims Ethernet padding (frames shorter than 60 bytes).
     const ipEnd = off + totalLen;
     return this.tcp(rec, d, off + ihl, ipEnd, totalLen - ihl);
@@ -395,12 +396,13 @@ export class Decoder {
     const seg = this.seg;
     seg.ts = rec.ts;
     seg.frame = rec.frame;
-    seg.srcPort = d.readUInt16BE(off);
-    seg.dstPort = d.readUInt16BE(off + 2);
-    seg.seq = d.readUInt32BE(off + 4);
-    seg.ack = d.readUInt32BE(off + 8);
+    // Bytes read directly (the 20-byte header is there, checked above): readUInt*BE's argument checks cost more than the reads.
+    seg.srcPort = (d[off]! << 8) | d[off + 1]!;
+    seg.dstPort = (d[off + 2]! << 8) | d[off + 3]!;
+    seg.seq = d[off + 4]! * 0x1000000 + ((d[off + 5]! << 16) | (d[off + 6]! << 8) | d[off + 7]!);
+    seg.ack = d[off + 8]! * 0x1000000 + ((d[off + 9]! << 16) | (d[off + 10]! << 8) | d[off + 11]!);
     seg.flags = d[off + 13]!;
-    seg.window = d.readUInt16BE(off + 14);
+    seg.window = (d[off + 14]! << 8) | d[off + 15]!;
     seg.payloadLen = wireLen - dataOff;
     seg.payload = off + dataOff < capEnd ? d.subarray(off + dataOff, capEnd) : NO_PAYLOAD;
     seg.mss = -1;
