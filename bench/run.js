@@ -226,7 +226,9 @@ async function benchSize(sizeArg) {
 
   const rows = [];
   const add = (tool, what, r, extra = {}) => rows.push({ tool, what, wall: r.wall, walls: r.walls, cpu: r.cpu, rssMB: r.rssMB, ...extra });
-  add('hangscope', 'analyze --format ndjson -o /dev/null', await timedRuns('hangscope ndjson', process.execPath, [BIN, 'analyze', file, '--format', 'ndjson', '--output', '/dev/null'], runs));
+  // The default command (text report) is the reference for the ratios; ndjson and json write every record too.
+  add('hangscope', 'analyze FILE -o /dev/null (text report)', await timedRuns('hangscope', process.execPath, [BIN, 'analyze', file, '--output', '/dev/null'], runs));
+  add('hangscope ndjson', 'analyze --format ndjson -o /dev/null', await timedRuns('hangscope ndjson', process.execPath, [BIN, 'analyze', file, '--format', 'ndjson', '--output', '/dev/null'], runs));
   if (withJson) add('hangscope json', 'analyze --format json -o /dev/null', await timedRuns('hangscope json', process.execPath, [BIN, 'analyze', file, '--format', 'json', '--output', '/dev/null'], runs));
   if (HAVE.tcpdump) add('tcpdump -r', 'tcpdump -r FILE -w /dev/null', await timedRuns('tcpdump -r', 'tcpdump', ['-r', file, '-w', '/dev/null'], runs));
   if (HAVE.tcptrace) add('tcptrace', 'tcptrace -n -l FILE (TCP only)', await timedRuns('tcptrace', 'tcptrace', ['-n', '-l', file], runs));
@@ -431,11 +433,13 @@ for (const r of results) {
   if (!r.rows.some((x) => x.tool === 'tshark')) console.log(HAVE.tshark ? '  tshark: not run at this size (--no-tshark / --tshark-max)' : '  tshark: not installed');
 }
 if (results.length > 1) {
-  console.log('\nscaling (hangscope ndjson):');
+  console.log('\nscaling (wall time per packet, peak RSS):');
   for (const r of results) {
-    const hs = r.rows.find((x) => x.tool === 'hangscope');
-    const js = r.rows.find((x) => x.tool === 'hangscope json');
-    console.log(`  ${r.size.padEnd(5)} ${fmt((hs.wall * 1e6) / r.truth.packets, 3)} µs/packet, peak RSS ${fmt(hs.rssMB, 0)} MB` + (js ? `; json ${fmt((js.wall * 1e6) / r.truth.packets, 3)} µs/packet, ${fmt(js.rssMB, 0)} MB` : ''));
+    const per = (tool, label) => {
+      const x = r.rows.find((y) => y.tool === tool);
+      return x ? `${label} ${fmt((x.wall * 1e6) / r.truth.packets, 3)} µs/packet, ${fmt(x.rssMB, 0)} MB` : null;
+    };
+    console.log(`  ${r.size.padEnd(5)} ` + [per('hangscope', 'text'), per('hangscope ndjson', 'ndjson'), per('hangscope json', 'json')].filter(Boolean).join('; '));
   }
 }
 if (live) {
