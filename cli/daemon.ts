@@ -26,6 +26,7 @@ import { DashboardFeed } from '../dashboards/attach.js';
 import { EngineMetrics } from '../dashboards/metrics.js';
 import { DashboardStore } from '../dashboards/tui/model.js';
 import { DEFAULT_BUFFER_KIB, FULL_SNAPLEN, buildFilter, startLiveCapture, type CaptureCounters, type LiveCapture, type LiveSourceChoice } from '../lib/capture/live.js';
+import { counterText } from './capture-text.js';
 import { RotatingPcapWriter, checkRotateOptions, parseSize } from '../lib/capture/rotate.js';
 import { Engine, toReport } from '../lib/index.js';
 import { connectionToJSON, findingToJSON } from '../lib/report/index.js';
@@ -164,13 +165,6 @@ function parseCount(v: string, flag: string, min: number, max: number): number {
   return n;
 }
 
-function counterText(kind: string, c: CaptureCounters): string {
-  const parts: string[] = [];
-  if (c.received !== null) parts.push(`${c.received} packets received by the filter`);
-  parts.push(c.dropped === null ? 'drops unknown' : `${c.dropped} dropped by the kernel`);
-  if (c.ifDropped) parts.push(`${c.ifDropped} dropped by the interface`);
-  return `${kind}: ${parts.join(', ')}`;
-}
 
 function listen(server: http.Server, host: string, port: number): Promise<number> {
   return new Promise((res, rej) => {
@@ -430,7 +424,7 @@ export async function runDaemon(o: DaemonCliOptions): Promise<void> {
 
   const kept = rotator.files();
   process.stderr.write(
-    `hangscope: daemon stopped (${stopReason}); ${counterText(cap.kind, counters)}; ` +
+    `hangscope: daemon stopped (${stopReason}); ${counterText(cap.kind, counters, bufferMiB)}; ` +
       `${rotator.packets} packets in ${rotator.filesOpened} file${rotator.filesOpened === 1 ? '' : 's'} (${kept.length} kept, ${rotator.filesDeleted} rotated away${rotator.lost ? `, ${rotator.lost} packets not written` : ''}); ` +
       `${nd.lines} lines appended to ${ndjsonPath}.\n`,
   );

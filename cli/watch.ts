@@ -17,6 +17,7 @@ import {
   type LiveCapture,
   type LiveSourceChoice,
 } from '../lib/capture/live.js';
+import { counterText, snaplenNote } from './capture-text.js';
 import { Attributor } from '../lib/attribute/index.js';
 import { PcapWriteError, PcapWriter } from '../lib/capture/index.js';
 import type { ConnectionRecord } from '../lib/correlate/index.js';
@@ -109,19 +110,7 @@ class Keeper {
   }
 }
 
-function counterText(kind: string, c: CaptureCounters): string {
-  const parts: string[] = [];
-  if (c.received !== null) parts.push(`${c.received} packets received by the filter`);
-  parts.push(c.dropped === null ? 'drops unknown' : `${c.dropped} dropped by the kernel`);
-  if (c.ifDropped) parts.push(`${c.ifDropped} dropped by the interface`);
-  return `${kind}: ${parts.join(', ')}`;
-}
 
-function snaplenNote(snaplen: number): string | null {
-  return snaplen < FULL_SNAPLEN
-    ? `snaplen ${snaplen}: frames longer than that are cut, so bodies are not captured whole (counted as bytes not captured) and chunked or Content-Length framing after a cut may be lost.`
-    : null;
-}
 
 export async function runWatch(o: WatchCliOptions): Promise<void> {
   if (o.attach !== undefined) {
@@ -330,7 +319,7 @@ export async function runWatch(o: WatchCliOptions): Promise<void> {
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
 
-  const capLine = `${counterText(capture.kind, counters)}${writer !== null ? `; ${(writer as PcapWriter).packets} packets written to ${o.write}` : ''}`;
+  const capLine = `${counterText(capture.kind, counters, bufferMiB)}${writer !== null ? `; ${(writer as PcapWriter).packets} packets written to ${o.write}` : ''}`;
   const analysis: Analysis = {
     engine,
     source: { name: `${iface} (live, ${capture.kind}, filter "${filter}")`, format: 'live', compressed: false },
