@@ -55,6 +55,7 @@ const MAX_PAIRS = 10_000;
 const MAX_QUIET_REUSE = 100;
 
 interface RouteStats {
+  route: string;
   total: number;
   reused: number;
   failed: number;
@@ -76,7 +77,12 @@ interface Flagged {
 
 interface PairState {
   flagged: Flagged[];
-  recent: { conn: number; index: number; ts: Micros }[];
+  /** The last RECENT_REQUESTS requests of the pair (a ring, oldest at `head` once full): connection, index, start. */
+  recentConn: Float64Array;
+  recentIndex: Float64Array;
+  recentTs: Float64Array;
+  recentLen: number;
+  head: number;
 }
 
 /**
@@ -112,12 +118,92 @@ export function routeOf(method: string, target: string): string {
   return copied === 0 ? `${method} ${target.slice(0, end)}` : `${method} ${out}${target.slice(copied, end)}`;
 }
 
+/**
+ * A 53-bit hash of routeOf(method, target), computed in the same one pass
+ * without building the string: the key of the per-route statistics, which
+ * are counted for every exchange. Equal routes give equal keys (it hashes
+ * the route's characters: routeKey(m, t) === routeHash(routeOf(m, t))); two
+ * different routes share a key with a probability of about n^2 / 2^54 for n
+ * routes (at most MAX_ROUTES = 2,000: 2e-10).
+ */
+export function routeKey(method: string, target: string): number {
+  let a = 0x811c9dc5;
+  let b = 0x6a09e667;
+  for (let i = 0; i < method.length; i++) {
+    const c = method.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x5bd1e995);
+    b ^= b >>> 13;
+  }
+  a = Math.imul(a ^ 0x20, 0x01000193);
+  b = Math.imul(b ^ 0x20, 0x5bd1e995);
+  b ^= b >>> 13;
+  let end = target.indexOf('?');
+  if (end < 0) end = target.length;
+  // Hash state at the start of the current segment, to rewind to when it turns out to be an identifier.
+  let sa = a;
+  let sb = b;
+  let segStart = 0;
+  let digits = 0;
+  let hexDash = 0;
+  for (let i = 0; i <= end; i++) {
+    const c = i < end ? target.charCodeAt(i) : 0x2f;
+    if (c === 0x2f) {
+      const n = i - segStart;
+      if (n > 0 && (digits === n || (n >= 8 && hexDash === n) || (n >= 12 && digits > 0))) {
+        a = sa;
+        b = sb;
+        for (let k = 0; k < 4; k++) {
+          const x = ID_CHARS[k]!;
+          a = Math.imul(a ^ x, 0x01000193);
+          b = Math.imul(b ^ x, 0x5bd1e995);
+          b ^= b >>> 13;
+        }
+      }
+      if (i < end) {
+        a = Math.imul(a ^ c, 0x01000193);
+        b = Math.imul(b ^ c, 0x5bd1e995);
+        b ^= b >>> 13;
+      }
+      sa = a;
+      sb = b;
+      segStart = i + 1;
+      digits = 0;
+      hexDash = 0;
+    } else {
+      a = Math.imul(a ^ c, 0x01000193);
+      b = Math.imul(b ^ c, 0x5bd1e995);
+      b ^= b >>> 13;
+      if (c >= 0x30 && c <= 0x39) {
+        digits++;
+        hexDash++;
+      } else if ((c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46) || c === 0x2d) hexDash++;
+    }
+  }
+  return (a >>> 0) * 0x200000 + (b >>> 11);
+}
+const ID_CHARS = [0x7b, 0x69, 0x64, 0x7d]; // "{id}"
+
+/** The same hash over a route string: routeKey(m, t) === routeHash(routeOf(m, t)). */
+export function routeHash(route: string): number {
+  let a = 0x811c9dc5;
+  let b = 0x6a09e667;
+  for (let i = 0; i < route.length; i++) {
+    const c = route.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x5bd1e995);
+    b ^= b >>> 13;
+  }
+  return (a >>> 0) * 0x200000 + (b >>> 11);
+}
+
 /** Runs the per-connection rules as connections finish, and the capture-wide rules at the end. */
 export class Diagnoser {
   private readonly o: RuleOptions;
   private readonly aborts: ClientAbort[] = [];
   private abortsDropped = 0;
-  private readonly routes = new Map<string, RouteStats>();
+  /** By routeKey() (a 53-bit hash of the route; routeOf() is built once per route, not per exchange). */
+  private readonly routes = new Map<number, RouteStats>();
   private readonly pairs = new Map<string, PairState>();
   private lastTs: Micros = 0;
   /** Sockets that carried several requests, all complete. */
@@ -153,15 +239,16 @@ export class Diagnoser {
       ...ruleCloseIgnored(rec, o),
       ...ruleSlowFirstByte(rec, o),
       ...ruleHeartbeat(rec, o),
-      ...ruleSocketReuse(rec, o),
     ];
+    // Reuse without a failure is context, not news: report it for the first sockets only, count the rest
+    // (and do not build the findings that would be dropped: a chain of 50 redacted requests each).
+    if (rec.exchanges.length >= 2) {
+      const failing = rec.exchanges.some((ex, i) => i > 0 && ex.outcome !== 'complete');
+      if (failing || ++this.quietReuse <= MAX_QUIET_REUSE) out.push(...ruleSocketReuse(rec, o));
+    }
     // stale-connection explains a silent socket better than a generic abort.
     const stale = out.some((f) => f.code === 'stale-connection');
-    let result = stale ? out.filter((f) => f.code !== 'client-abort-before-response') : out;
-    // Reuse without a failure is context, not news: report it for the first sockets only, count the rest.
-    const reuse = result.find((f) => f.code === 'socket-reuse');
-    if (reuse !== undefined && reuse.evidence.failedIndex === null && ++this.quietReuse > MAX_QUIET_REUSE)
-      result = result.filter((f) => f !== reuse);
+    const result = stale ? out.filter((f) => f.code !== 'client-abort-before-response') : out;
     if (abort !== null && !race.explained.has(abort.exchange.index) && !stale) {
       if (this.aborts.length < MAX_ABORTS) this.aborts.push(abort);
       else this.abortsDropped++;
@@ -192,11 +279,21 @@ export class Diagnoser {
     for (let i = 0; i < rec.exchanges.length; i++) {
       const ex = rec.exchanges[i]!;
       if (ex.method === '') continue;
-      const r = routeOf(ex.method, ex.target);
-      let st = this.routes.get(r);
+      const key = routeKey(ex.method, ex.target);
+      let st = this.routes.get(key);
       if (st === undefined && this.routes.size < MAX_ROUTES) {
-        st = { total: 0, reused: 0, failed: 0, failedReused: 0, failedFresh: 0, fresh: 0, previous: new Map(), example: `${ex.method} ${redactTarget(ex.target, this.o.showSecrets)}` };
-        this.routes.set(r, st);
+        st = {
+          route: routeOf(ex.method, ex.target),
+          total: 0,
+          reused: 0,
+          failed: 0,
+          failedReused: 0,
+          failedFresh: 0,
+          fresh: 0,
+          previous: new Map(),
+          example: `${ex.method} ${redactTarget(ex.target, this.o.showSecrets)}`,
+        };
+        this.routes.set(key, st);
       }
       if (st !== undefined) {
         const reused = i > 0;
@@ -218,13 +315,27 @@ export class Diagnoser {
       if (pair === undefined) {
         // Bounded: past MAX_PAIRS the pair seen first is forgotten (its Connection: close, if any, goes unanswered).
         if (this.pairs.size >= MAX_PAIRS) this.pairs.delete(this.pairs.keys().next().value!);
-        pair = { flagged: [], recent: [] };
+        pair = {
+          flagged: [],
+          recentConn: new Float64Array(RECENT_REQUESTS),
+          recentIndex: new Float64Array(RECENT_REQUESTS),
+          recentTs: new Float64Array(RECENT_REQUESTS),
+          recentLen: 0,
+          head: 0,
+        };
         this.pairs.set(pairKey, pair);
       }
-      const item = { conn: rec.id, index: ex.index, ts: ex.requestStart };
-      for (const f of pair.flagged) this.offerNext(f, item);
-      pair.recent.push(item);
-      if (pair.recent.length > RECENT_REQUESTS) pair.recent.shift();
+      for (const f of pair.flagged) offerNext(f, rec.id, ex.index, ex.requestStart);
+      // Remember the request; once the ring is full it replaces the oldest.
+      let slot: number;
+      if (pair.recentLen < RECENT_REQUESTS) slot = pair.recentLen++;
+      else {
+        slot = pair.head;
+        pair.head = (pair.head + 1) % RECENT_REQUESTS;
+      }
+      pair.recentConn[slot] = rec.id;
+      pair.recentIndex[slot] = ex.index;
+      pair.recentTs[slot] = ex.requestStart;
       const last = i === rec.exchanges.length - 1;
       if (last && (hasConnectionClose(ex.requestHeaders) || hasConnectionClose(ex.responseHeaders))) {
         const f: Flagged = {
@@ -234,15 +345,14 @@ export class Diagnoser {
           ts: ex.responseEnd ?? ex.requestStart,
           next: null,
         };
-        for (const r of pair.recent) this.offerNext(f, r);
+        // Oldest first, as they came (ties in time go to the one offered first).
+        for (let k = 0; k < pair.recentLen; k++) {
+          const j = (pair.head + k) % RECENT_REQUESTS;
+          offerNext(f, pair.recentConn[j]!, pair.recentIndex[j]!, pair.recentTs[j]!);
+        }
         if (pair.flagged.length < 1000) pair.flagged.push(f);
       }
     }
-  }
-
-  private offerNext(f: Flagged, r: { conn: number; index: number; ts: Micros }): void {
-    if (r.conn === f.conn || r.ts < f.ts) return;
-    if (f.next === null || r.ts < f.next.ts) f.next = r;
   }
 
   private timeoutSignature(): Finding[] {
@@ -299,7 +409,8 @@ export class Diagnoser {
 
   private reusePattern(): Finding[] {
     const out: Finding[] = [];
-    for (const [route, st] of this.routes) {
+    for (const st of this.routes.values()) {
+      const route = st.route;
       // A pattern needs a count: several failures, or fresh sockets to compare with. One failure on a
       // reused socket is told by the per-socket finding.
       if (st.failedReused === 0 || (st.failed < 2 && st.fresh === 0)) continue;
@@ -351,6 +462,12 @@ export class Diagnoser {
     if (extra > 0) out[out.length - 1]!.evidence.moreNotListed = extra;
     return out;
   }
+}
+
+/** A request of the pair (connection, index, start): the earliest at or after f.ts on another connection is f's next. */
+function offerNext(f: Flagged, conn: number, index: number, ts: Micros): void {
+  if (conn === f.conn || ts < f.ts) return;
+  if (f.next === null || ts < f.next.ts) f.next = { conn, index, ts };
 }
 
 /** The largest group of values within ±SIGNATURE_TOLERANCE of its middle. */

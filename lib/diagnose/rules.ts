@@ -76,7 +76,10 @@ function judgeable(ex: Exchange): boolean {
 
 function hasConnectionClose(headers: Record<string, string>): boolean {
   const v = headers['connection'];
-  return v !== undefined && /(^|,)\s*close\s*(,|$)/i.test(v);
+  // The usual values first (this runs for every message): no regular expression for them.
+  if (v === undefined || v === 'keep-alive' || v === 'Keep-Alive') return false;
+  if (v === 'close') return true;
+  return /(^|,)\s*close\s*(,|$)/i.test(v);
 }
 
 /** The exchange is still waiting for (part of) its response at time t. */

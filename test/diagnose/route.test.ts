@@ -5,7 +5,7 @@
  * the edge cases of each rule, with a seeded generator.
  */
 import { describe, expect, test } from 'vitest';
-import { routeOf } from '../../lib/diagnose/index.js';
+import { routeHash, routeKey, routeOf } from '../../lib/diagnose/index.js';
 
 function reference(method: string, target: string): string {
   const q = target.indexOf('?');
@@ -37,15 +37,23 @@ describe('routeOf', () => {
       return (seed >>> 8) % n;
     };
     let grouped = 0;
+    const keys = new Map<string, number>();
     for (let i = 0; i < 50_000; i++) {
       let t = '';
       for (let k = 1 + rnd(6); k > 0; k--) t += PIECES[rnd(PIECES.length)];
       const want = reference('GET', t);
       expect(routeOf('GET', t), JSON.stringify(t)).toBe(want);
+      // The statistics key is a hash of the route itself, computed without building it.
+      expect(routeKey('GET', t), JSON.stringify(t)).toBe(routeHash(want));
+      keys.set(want, routeKey('GET', t));
       if (want.includes('{id}')) grouped++;
     }
     // The generator reaches both outcomes often.
     expect(grouped).toBeGreaterThan(10_000);
     expect(grouped).toBeLessThan(45_000);
+    // Different routes, different keys (thousands of distinct routes here).
+    expect(keys.size).toBeGreaterThan(5_000);
+    expect(new Set(keys.values()).size).toBe(keys.size);
+    expect(routeKey('POST', '/files/1')).not.toBe(routeKey('GET', '/files/1'));
   });
 });
