@@ -143,14 +143,6 @@ function isHttpVersion(b: Buffer, p: number): boolean {
 /** Field blocks seen before, shared by every parser (see ./headers.ts). */
 const blockCache = new BlockCache();
 const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
-const CONTENT_LENGTH = Buffer.from('content-length', 'latin1');
-const TRANSFER_ENCODING = Buffer.from('transfer-encoding', 'latin1');
-
-/** b[p, p + lower.length) equals `lower` (lower-case letters and '-') ignoring ASCII case. */
-function lowerEquals(b: Buffer, p: number, lower: Buffer): boolean {
-  for (let k = 0; k < lower.length; k++) if ((b[p + k]! | 0x20) !== lower[k]) return false;
-  return true;
-}
 
 /**
  * The common request line "token SP target SP HTTP/d.d" (target without
@@ -958,15 +950,14 @@ export class HttpConnectionParser {
     const slot = BlockCache.slotOf(buf, pos, end);
     let c = blockCache.get(slot, buf, pos, end);
     if (c === null || c.lines > this.maxHeaders) {
-      c = this.parseBlock(side, buf, pos, end);
+      c = this.parseBlock(buf, pos, end);
       if (c === null) return -1;
       blockCache.set(slot, c);
-    } else {
-      // The map is shared: `headers` stays empty, for the next message.
-      side.headersUnused = true;
-      if (side.dir === 0) side.cur!.ex.requestHeaders = c.headers;
-      else side.shared = c.headers;
     }
+    // The map is the block's (shared with every head like it): `headers` stays empty, for the next message.
+    side.headersUnused = true;
+    if (side.dir === 0) side.cur!.ex.requestHeaders = c.headers;
+    else side.shared = c.headers;
     side.headBytes += end + 2 - pos;
     if (c.contentLength !== null) this.framing(side, 'content-length', c.contentLength);
     if (c.transferEncoding !== null) this.framing(side, 'transfer-encoding', c.transferEncoding);
@@ -977,66 +968,50 @@ export class HttpConnectionParser {
 
   /**
    * Parse a field block b[start, end) (lines ending in CRLF, no blank line)
-   * into side.headers, or return null, having changed nothing, when a line
-   * is not a plain `token ":" value` line, there are more than maxHeaders,
-   * or a framing field is given twice.
+   * in one pass into a new map, or return null (nothing changed) when a line
+   * is not a plain `token ":" value` line ending in CRLF, there are more than
+   * maxHeaders, or a framing field is given twice. Line ends are found with a
+   * loop, not indexOf(): header lines are short, and the call costs more
+   * than the scan.
    */
-  private parseBlock(side: Side, b: Buffer, start: number, end: number): CachedBlock | null {
-    // Check first: the line parser takes over from the start of the block on a refusal.
+  private parseBlock(b: Buffer, start: number, end: number): CachedBlock | null {
+    const h = newHeaders();
     let lines = 0;
-    let cl = -1;
-    let te = -1;
-    for (let p = start; p < end; ) {
-      const nl = b.indexOf(10, p);
-      if (nl < 0 || nl >= end || b[nl - 1] !== 13 || nl - 1 === p) return null; // bare LF or blank line inside
-      let i = p;
-      while (TCHAR[b[i]!] === 1) i++;
-      if (i === p || b[i] !== 0x3a) return null;
-      if (++lines > this.maxHeaders) return null;
-      const len = i - p;
-      if (len === 14 && lowerEquals(b, p, CONTENT_LENGTH)) {
-        if (cl >= 0) return null;
-        cl = p;
-      } else if (len === 17 && lowerEquals(b, p, TRANSFER_ENCODING)) {
-        if (te >= 0) return null;
-        te = p;
-      }
-      p = nl + 1;
-    }
-    const h = side.headers;
     let contentLength: string | null = null;
     let transferEncoding: string | null = null;
     let upgrade = false;
     for (let p = start; p < end; ) {
-      const nl = b.indexOf(10, p);
       let i = p;
       let hash = HASH_START;
       for (;;) {
         const x = b[i]!;
-        if (x === 0x3a) break;
+        if (TCHAR[x] !== 1) break;
         hash = lowerHash(hash, x);
         i++;
       }
+      if (i === p || b[i] !== 0x3a) return null;
+      // The block ends with CRLF, so an LF comes before `end`.
+      let nl = i + 1;
+      while (b[nl] !== 10) nl++;
+      if (b[nl - 1] !== 13) return null; // a bare LF: the line parser decides where the head ends
+      if (++lines > this.maxHeaders) return null;
       let vs = i + 1;
       let ve = nl - 1;
       while (vs < ve && TRIM_WS[b[vs]!] === 1) vs++;
       while (ve > vs && TRIM_WS[b[ve - 1]!] === 1) ve--;
       const name = internLowerToken(b, p, i, hash);
       const value = intern(b, vs, ve);
-      if (p === cl) contentLength = value;
-      else if (p === te) transferEncoding = value;
-      else if (name === 'upgrade') upgrade = true;
+      if (name === 'content-length') {
+        if (contentLength !== null) return null;
+        contentLength = value;
+      } else if (name === 'transfer-encoding') {
+        if (transferEncoding !== null) return null;
+        transferEncoding = value;
+      } else if (name === 'upgrade') upgrade = true;
       storeHeader(h, name, value);
       p = nl + 1;
     }
-    return {
-      bytes: Buffer.from(b.subarray(start, end)),
-      headers: h,
-      lines,
-      contentLength,
-      transferEncoding,
-      upgrade,
-    };
+    return { bytes: Buffer.from(b.subarray(start, end)), headers: h, lines, contentLength, transferEncoding, upgrade };
   }
 
   /**
