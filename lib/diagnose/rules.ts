@@ -167,44 +167,70 @@ export function ruleClientAbort(rec: ConnectionRecord, o: RuleOptions, abort: Cl
 }
 
 /**
- * keepalive-race: the server closed an idle kept-alive connection (FIN) at
- * about the time the client sent a new request on it; the request got an
- * RST or no response. The request crossed the FIN on the wire.
+ * keepalive-race: the server closed an idle kept-alive connection at about
+ * the time the client sent a new request on it; the request got an RST or no
+ * response. Two shapes on the wire:
+ * - FIN: the server's FIN and the request crossed (the server's kernel then
+ *   answers the request with RST);
+ * - RST, no FIN: the request arrived just before the server closed the
+ *   socket, so the server closed it with the request unread, and a close with
+ *   unread data is an RST (RFC 9293 section 3.10.4, RFC 2525 section 2.17).
+ *   uvicorn does this when its keep-alive timer runs late, after blocking work
+ *   in an async handler held its event loop (lab scenario m).
+ * Either way the socket had been idle (at least raceMinIdle) before the
+ * request, the close came within raceWindow of it, and no response byte came.
  */
 export function ruleKeepaliveRace(rec: ConnectionRecord, o: RuleOptions): { findings: Finding[]; explained: Set<number> } {
   const explained = new Set<number>();
-  const fin = firstClose(rec, 'server', 'FIN');
-  if (fin === null) return { findings: [], explained };
+  const close = firstClose(rec, 'server');
+  if (close === null) return { findings: [], explained };
+  const byFin = close.kind === 'FIN';
+  // The RST shape: not when the client closed first (the RST then answers the client).
+  const clientFirst = firstClose(rec, 'client');
+  if (!byFin && clientFirst !== null && clientFirst.ts <= close.ts) return { findings: [], explained };
   const findings: Finding[] = [];
   for (let i = 0; i < rec.exchanges.length; i++) {
     const ex = rec.exchanges[i]!;
     if (ex.outcome === 'complete' || ex.responseStart !== null || !judgeable(ex)) continue;
-    const gap = ex.requestStart - fin.ts;
+    const gap = ex.requestStart - close.ts;
     if (Math.abs(gap) > o.raceWindow) continue;
-    // The FIN must close an idle connection: nothing in flight before this request.
+    // The RST shape needs the request on the wire before the reset.
+    if (!byFin && gap > 0) continue;
+    // The close must end an idle connection: nothing in flight before this request.
     const prev = i > 0 ? rec.exchanges[i - 1]! : null;
-    const idleFrom = prev?.responseEnd ?? fin.lastData ?? rec.start;
-    const idle = Math.min(fin.ts, ex.requestStart) - idleFrom;
+    const idleFrom = prev?.responseEnd ?? close.lastData ?? rec.start;
+    const idle = Math.min(close.ts, ex.requestStart) - idleFrom;
     if (idle < o.raceMinIdle) continue;
-    const rst = rec.closes.find((c) => c.kind === 'RST' && c.ts >= Math.min(fin.ts, ex.requestStart)) ?? null;
+    // With a FIN the request may not have been the last data before it; with an RST it was.
+    if (!byFin && prev !== null && prev.responseEnd === null) continue;
+    const rst = byFin ? (rec.closes.find((c) => c.kind === 'RST' && c.ts >= Math.min(close.ts, ex.requestStart)) ?? null) : close;
     explained.add(ex.index);
-    const idleBeforeFin = fin.ts - (fin.lastData ?? idleFrom);
+    const idleBeforeFin = byFin ? close.ts - (close.lastData ?? idleFrom) : null;
+    const idleBeforeRequest = ex.requestStart - idleFrom;
     findings.push({
       code: 'keepalive-race',
       severity: 'error',
       connection: rec.id,
       exchange: ex.index,
-      ts: fin.ts,
-      summary:
-        `The server closed the idle kept-alive socket (FIN after ${fmtS(idleBeforeFin)} idle) ` +
-        `${gap >= 0 ? `${fmtS(gap)} before` : `${fmtS(-gap)} after`} the client sent ${label(ex, o)} on it; ` +
-        `the request got ${rst ? `an RST from the ${rst.by}` : 'no response'}. ` +
-        `Make the client's keep-alive idle timeout shorter than the server's (or retry idempotent requests on a fresh socket).`,
+      ts: close.ts,
+      summary: byFin
+        ? `The server closed the idle kept-alive socket (FIN after ${fmtS(idleBeforeFin!)} idle) ` +
+          `${gap >= 0 ? `${fmtS(gap)} before` : `${fmtS(-gap)} after`} the client sent ${label(ex, o)} on it; ` +
+          `the request got ${rst ? `an RST from the ${rst.by}` : 'no response'}. ` +
+          `Make the client's keep-alive idle timeout shorter than the server's (or retry idempotent requests on a fresh socket).`
+        : `The server reset the kept-alive socket ${fmtS(-gap)} after the client sent ${label(ex, o)} on it, after ${fmtS(idleBeforeRequest)} idle, ` +
+          `with no FIN and no response: it closed the socket with the request unread, as a keep-alive timer firing just as the request arrives does ` +
+          `(a late timer: an event loop held by blocking work makes this window wider). ` +
+          `Make the client's keep-alive idle timeout shorter than the server's (or retry idempotent requests on a fresh socket).`,
       evidence: {
-        serverFinTs: s6(fin.ts),
-        serverIdleBeforeFin: s6(idleBeforeFin),
+        serverCloseKind: close.kind,
+        serverCloseTs: s6(close.ts),
+        idleBeforeRequest: s6(idleBeforeRequest),
+        requestMinusClose: s6(gap),
+        serverFinTs: byFin ? s6(close.ts) : null,
+        serverIdleBeforeFin: idleBeforeFin !== null ? s6(idleBeforeFin) : null,
         requestStart: s6(ex.requestStart),
-        requestMinusFin: s6(gap),
+        requestMinusFin: byFin ? s6(gap) : null,
         request: exRef(ex, o),
         previousExchange: prev !== null ? exRef(prev, o) : null,
         rst: rst ? { by: rst.by, ts: s6(rst.ts) } : null,

@@ -87,6 +87,14 @@ export function buildVerdict(findings: Finding[]): Verdict | null {
       };
     }
     case 'keepalive-race':
+      if (e.serverCloseKind === 'RST')
+        return {
+          headline: `The server reset an idle kept-alive socket, ${sec(e.idleBeforeRequest)} idle, just as the client reused it for ${req(e.request)}${times}: a keep-alive race, the server closed the socket with the request unread (RST, no FIN).`,
+          confidence: n > 1 ? 'high' : 'medium',
+          advice: `Make the client's pooled-socket idle timeout shorter than the server's keep-alive timeout (the socket had been idle ${sec(e.idleBeforeRequest)}), or raise the server's; retry idempotent requests on a fresh socket. If that idle time is already past the server's timeout, its timer ran late: look for blocking work in the server's async handlers.`,
+          basedOn: [lead],
+          occurrences: n,
+        };
       return {
         headline: `The server closed an idle kept-alive socket after ${sec(e.serverIdleBeforeFin)} just as the client reused it for ${req(e.request)}${times}: a keep-alive race, the request crossed the server's FIN.`,
         confidence: n > 1 || nearWholeSecond(e.serverIdleBeforeFin) ? 'high' : 'medium',

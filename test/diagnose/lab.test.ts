@@ -31,6 +31,7 @@ interface TruthRequest {
   end: number | null;
   status: number | null;
   error: string | null;
+  errorCode?: string | null;
 }
 
 interface Truth {
@@ -39,6 +40,7 @@ interface Truth {
   requests: TruthRequest[];
   socketEvents?: { localPort: number; ts: number; event: string; cause?: string }[];
   ss?: { sockets: { state: string; local: string; peer: string }[] };
+  serverEvents?: { ts: number; event: string; clientPort?: number; id?: string; detail?: string }[];
   expect: { findings: string[]; notFindings: string[] };
 }
 
@@ -113,8 +115,18 @@ describe('lab fixtures', () => {
           if (f.code === 'keepalive-race' || f.code === 'slow-first-byte' || f.code === 'heartbeat-bytes') {
             const req = truth.requests.find((r) => r.method === ev.request.method && r.target === ev.request.target);
             expect(req).toBeDefined();
-            if (f.code === 'keepalive-race') expect(Math.abs(ev.requestStart - req!.start)).toBeLessThanOrEqual(TOLERANCE);
-            else expect(Math.abs(ev.timeToFirstByte - (req!.firstByte! - req!.start))).toBeLessThanOrEqual(TOLERANCE);
+            if (f.code === 'keepalive-race') {
+              expect(Math.abs(ev.requestStart - req!.start)).toBeLessThanOrEqual(TOLERANCE);
+              if (ev.serverCloseKind === 'RST') {
+                // The RST shape (scenario m): uvicorn logged the connection lost as it closed the socket with
+                // the request unread, and its app never saw that request.
+                const lost = truth.serverEvents?.find((e) => e.event === 'connection-lost' && e.clientPort === ev.clientPort);
+                expect(lost, 'uvicorn logged the connection lost').toBeDefined();
+                expect(Math.abs(ev.serverCloseTs - lost!.ts)).toBeLessThanOrEqual(TOLERANCE);
+                expect(truth.serverEvents!.some((e) => e.event === 'files' && e.clientPort === ev.clientPort && `/files/${e.id}?detail=${e.detail}` === ev.request.target)).toBe(false);
+                expect(req!.errorCode).toBe('ECONNRESET');
+              }
+            } else expect(Math.abs(ev.timeToFirstByte - (req!.firstByte! - req!.start))).toBeLessThanOrEqual(TOLERANCE);
             checked++;
           }
           if (f.code === 'half-close-stuck' && truth.ss) {

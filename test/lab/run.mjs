@@ -445,6 +445,32 @@ const SCENARIOS = [
       };
     },
   },
+  {
+    name: 'm-keepalive-race-rst',
+    port: 8015,
+    description: "The keep-alive race's RST shape: uvicorn (keep-alive 5 s) with its event loop held by blocking work in an async handler (GET /block: time.sleep in 20 ms slices) when a connection's keep-alive timer falls due; the client reuses that idle pooled socket 6 to 30 ms after the 5 s. The late timer closes the socket with the request unread: RST, no FIN. Attempts one after another.",
+    async run(ctx) {
+      await withServerAndCapture(ctx, { server: uvicorn(ctx) }, async () => {
+        await runClientToEnd(ctx, 'late-keepalive.mjs', ['--base', base(ctx), '--delays', '0.006,0.012,0.018,0.024,0.030', '--slices', '25', '--slice-ms', '20'], 90_000);
+      });
+      const summary = readJsonLines(ctx.clientLog).find((l) => l.event === 'late-summary');
+      if (!summary?.reset?.length) throw new Error(`no attempt was reset: ${JSON.stringify(summary?.results ?? null)}`);
+      return { impl: 'uvicorn', keepAliveTimeout: 5 };
+    },
+    extra(ctx, clientLines) {
+      const summary = clientLines.find((l) => l.event === 'late-summary');
+      return { lateAttempts: summary?.results ?? [] };
+    },
+    expect(t) {
+      const reset = t.lateAttempts.filter((a) => a.outcome === 'reset');
+      const served = (target) => t.serverEvents.some((e) => e.event === 'files' && `/files/${e.id}?detail=${e.detail}` === target);
+      return {
+        findings: reset.length ? ['keepalive-race', 'socket-reuse'] : ['socket-reuse'],
+        notFindings: ['server-reset', 'client-abort-before-response', 'client-timeout-signature', 'stale-connection', 'half-close-stuck', 'server-close-mid-response', 'heartbeat-bytes', 'slow-first-byte'],
+        notes: `Reset: ${reset.map((a) => `attempt ${a.attempt} (reuse ${(5 + a.delay).toFixed(3)} s after the first response, localPort ${a.firstLocalPort}: "${a.error}" ${a.errorCode}; the app ${served(`/files/late${a.attempt}b?detail=summary`) ? 'logged' : 'never logged'} the request)`).join(', ')}. Others: ${t.lateAttempts.filter((a) => a.outcome !== 'reset').map((a) => `${a.attempt}=${a.outcome}`).join(', ') || 'none'}. uvicorn's keep-alive timer fell due while GET /block held the event loop; it ran after a slice and closed the socket with the new request unread (uvicorn's trace log has the connection lost at the reset).`,
+      };
+    },
+  },
 ];
 
 // ---------------------------------------------------------------- h: namespaces

@@ -158,3 +158,21 @@ async def post_upload(request: Request):
         n += len(chunk)
     event("upload-done", clientPort=port, bytes=n)
     return {"ok": True, "bytes": n}
+
+
+@app.get("/block")
+async def get_block(request: Request, slices: int = 20, ms: float = 20.0):
+    """Blocking work in an async handler (time.sleep instead of await: the
+    event loop stalls), in `slices` slices of `ms` milliseconds with a yield
+    between them. Scenario m: while a slice runs, a keep-alive timer that fell
+    due runs only after it, and closes its socket with a request that arrived
+    meanwhile still unread (the kernel then sends RST, not FIN)."""
+    port = client_port(request)
+    event("block-start", clientPort=port, slices=slices, ms=ms)
+    for i in range(slices):
+        t0 = time.time()
+        time.sleep(ms / 1000.0)
+        event("block-slice", clientPort=port, index=i, start=round(t0, 6))
+        await asyncio.sleep(0)
+    event("block-done", clientPort=port)
+    return {"ok": True, "slices": slices, "ms": ms}
