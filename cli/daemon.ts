@@ -31,7 +31,7 @@ import { RotatingPcapWriter, checkRotateOptions, parseSize } from '../lib/captur
 import { Engine, toReport } from '../lib/index.js';
 import { connectionToJSON, findingToJSON } from '../lib/report/index.js';
 import { UserError } from '../lib/types.js';
-import { makePrivate, parsePort, parseSeconds } from './analyze.js';
+import { makePrivate, parseBounds, parsePort, parseSeconds } from './analyze.js';
 
 const require = createRequire(import.meta.url);
 const pkg = require('../../package.json') as { version: string };
@@ -53,6 +53,8 @@ export interface DaemonCliOptions {
   duration?: string;
   slow?: string;
   showSecrets?: boolean;
+  maxConnections?: string;
+  maxBuffer?: string;
 }
 
 export const DEFAULT_LISTEN = '127.0.0.1:9464';
@@ -194,6 +196,7 @@ export async function runDaemon(o: DaemonCliOptions): Promise<void> {
   const durationUs = parseSeconds(o.duration, '--duration');
   const snaplen = o.snaplen !== undefined ? parseCount(o.snaplen, '--snaplen', 64, FULL_SNAPLEN) : FULL_SNAPLEN;
   const bufferMiB = o.bufferSize !== undefined ? parseCount(o.bufferSize, '--buffer-size', 1, 4096) : DEFAULT_BUFFER_KIB / 1024;
+  const bounds = parseBounds(o);
   const source = (o.source ?? 'auto') as LiveSourceChoice;
   if (!['auto', 'tcpdump', 'libpcap'].includes(source)) throw new UserError(`--source is one of auto, tcpdump, libpcap (not "${o.source}")`);
   const rotateSize = parseSize(o.rotateSize ?? DEFAULT_ROTATE_SIZE, '--rotate-size');
@@ -252,6 +255,7 @@ export async function runDaemon(o: DaemonCliOptions): Promise<void> {
     port,
     showSecrets,
     ...(slow !== undefined ? { slowFirstByte: slow } : {}),
+    ...bounds,
     onOpen: (conn) => {
       store.onOpen(conn);
       metrics.onOpen();

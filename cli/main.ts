@@ -83,6 +83,8 @@ program
   .option('-d, --duration <seconds>', 'stop after this long')
   .option('--slow <seconds>', 'report a first response byte slower than this (slow-first-byte)', '5')
   .option('--show-secrets', 'do not redact Authorization, Cookie, API keys and token-like query parameters (NDJSON and dashboard)')
+  .option('--max-connections <n>', 'connections held at once; beyond it the idlest are finished early and counted as connection-evicted (default 250000)')
+  .option('--max-buffer <size>', 'out-of-order bytes held per connection direction before the hole is declared a gap, counted as tcp-reassembly-overflow (default 4M)')
   .action(async (opts) => {
     const { runDaemon } = await import('./daemon.js');
     await runDaemon(opts);

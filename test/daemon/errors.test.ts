@@ -48,6 +48,9 @@ describe.runIf(need(built, 'dist/ is missing (npm run build)', SUITE))(SUITE, ()
       [['--rotate-count', '0'], 'hangscope: --rotate-count wants a whole number from 1 to 1000000, not "0"'],
       [['--metrics-listen', 'nonsense'], 'hangscope: --metrics-listen wants HOST:PORT such as 127.0.0.1:9464 or [::1]:9464, not "nonsense"'],
       [['--prefix', '../up'], 'hangscope: the file prefix "../up" may only hold letters, digits, ".", "_" and "-" (at most 64).'],
+      // The engine's bounds, as for analyze and watch.
+      [['--max-connections', '0'], 'hangscope: --max-connections wants a whole number of connections from 1 to 100000000, not "0"'],
+      [['--max-buffer', 'lots'], 'hangscope: --max-buffer wants a size such as 100M, 512k or 4096 (bytes), not "lots"'],
     ] as const) {
       // Checked before anything starts: the default metrics port is not even bound.
       // (A later --metrics-listen in args wins: commander keeps an option's last value.)
