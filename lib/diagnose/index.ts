@@ -85,11 +85,17 @@ interface PairState {
   head: number;
 }
 
+/** A path segment is an identifier: all digits, or at least 8 hex digits and '-', or at least 12 characters with a digit. */
+function isIdentifier(n: number, digits: number, hexDash: number): boolean {
+  return n > 0 && (digits === n || (n >= 8 && hexDash === n) || (n >= 12 && digits > 0));
+}
+
+const isDigitCode = (c: number): boolean => c >= 0x30 && c <= 0x39;
+const isHexLetterOrDash = (c: number): boolean => (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46) || c === 0x2d;
+
 /**
- * Path segments that look like identifiers are grouped: /files/3f2a9c -> /files/{id}.
- * A segment is an identifier when it is all digits, or at least 8 characters
- * of hex digits and '-', or at least 12 characters with a digit in them.
- * (One pass over the characters: this runs for every exchange.)
+ * Path segments that look like identifiers are grouped: /files/3f2a9c -> /files/{id}
+ * (see isIdentifier). One pass over the characters: this runs for every exchange.
  */
 export function routeOf(method: string, target: string): string {
   let end = target.indexOf('?');
@@ -102,21 +108,35 @@ export function routeOf(method: string, target: string): string {
   for (let i = 0; i <= end; i++) {
     const c = i < end ? target.charCodeAt(i) : 0x2f;
     if (c === 0x2f) {
-      const n = i - segStart;
-      if (n > 0 && (digits === n || (n >= 8 && hexDash === n) || (n >= 12 && digits > 0))) {
+      if (isIdentifier(i - segStart, digits, hexDash)) {
         out += target.slice(copied, segStart) + '{id}';
         copied = i;
       }
       segStart = i + 1;
       digits = 0;
       hexDash = 0;
-    } else if (c >= 0x30 && c <= 0x39) {
+    } else if (isDigitCode(c)) {
       digits++;
       hexDash++;
-    } else if ((c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46) || c === 0x2d) hexDash++;
+    } else if (isHexLetterOrDash(c)) hexDash++;
   }
   return copied === 0 ? `${method} ${target.slice(0, end)}` : `${method} ${out}${target.slice(copied, end)}`;
 }
+
+// A 53-bit string hash in two 32-bit lanes (FNV-1a and a multiply-xorshift), kept in module state so that
+// mixing a character allocates nothing.
+let laneA = 0;
+let laneB = 0;
+function hashStart(): void {
+  laneA = 0x811c9dc5;
+  laneB = 0x6a09e667;
+}
+function mix(c: number): void {
+  laneA = Math.imul(laneA ^ c, 0x01000193);
+  laneB = Math.imul(laneB ^ c, 0x5bd1e995);
+  laneB ^= laneB >>> 13;
+}
+const hashValue = (): number => (laneA >>> 0) * 0x200000 + (laneB >>> 11);
 
 /**
  * A 53-bit hash of routeOf(method, target), computed in the same one pass
@@ -127,74 +147,48 @@ export function routeOf(method: string, target: string): string {
  * routes (at most MAX_ROUTES = 2,000: 2e-10).
  */
 export function routeKey(method: string, target: string): number {
-  let a = 0x811c9dc5;
-  let b = 0x6a09e667;
-  for (let i = 0; i < method.length; i++) {
-    const c = method.charCodeAt(i);
-    a = Math.imul(a ^ c, 0x01000193);
-    b = Math.imul(b ^ c, 0x5bd1e995);
-    b ^= b >>> 13;
-  }
-  a = Math.imul(a ^ 0x20, 0x01000193);
-  b = Math.imul(b ^ 0x20, 0x5bd1e995);
-  b ^= b >>> 13;
+  hashStart();
+  for (let i = 0; i < method.length; i++) mix(method.charCodeAt(i));
+  mix(0x20);
   let end = target.indexOf('?');
   if (end < 0) end = target.length;
-  // Hash state at the start of the current segment, to rewind to when it turns out to be an identifier.
-  let sa = a;
-  let sb = b;
+  // The hash at the start of the current segment, to rewind to when it turns out to be an identifier.
+  let segA = laneA;
+  let segB = laneB;
   let segStart = 0;
   let digits = 0;
   let hexDash = 0;
   for (let i = 0; i <= end; i++) {
     const c = i < end ? target.charCodeAt(i) : 0x2f;
     if (c === 0x2f) {
-      const n = i - segStart;
-      if (n > 0 && (digits === n || (n >= 8 && hexDash === n) || (n >= 12 && digits > 0))) {
-        a = sa;
-        b = sb;
-        for (let k = 0; k < 4; k++) {
-          const x = ID_CHARS[k]!;
-          a = Math.imul(a ^ x, 0x01000193);
-          b = Math.imul(b ^ x, 0x5bd1e995);
-          b ^= b >>> 13;
-        }
+      if (isIdentifier(i - segStart, digits, hexDash)) {
+        laneA = segA;
+        laneB = segB;
+        for (let k = 0; k < 4; k++) mix(ID_CHARS[k]!);
       }
-      if (i < end) {
-        a = Math.imul(a ^ c, 0x01000193);
-        b = Math.imul(b ^ c, 0x5bd1e995);
-        b ^= b >>> 13;
-      }
-      sa = a;
-      sb = b;
+      if (i < end) mix(c);
+      segA = laneA;
+      segB = laneB;
       segStart = i + 1;
       digits = 0;
       hexDash = 0;
     } else {
-      a = Math.imul(a ^ c, 0x01000193);
-      b = Math.imul(b ^ c, 0x5bd1e995);
-      b ^= b >>> 13;
-      if (c >= 0x30 && c <= 0x39) {
+      mix(c);
+      if (isDigitCode(c)) {
         digits++;
         hexDash++;
-      } else if ((c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46) || c === 0x2d) hexDash++;
+      } else if (isHexLetterOrDash(c)) hexDash++;
     }
   }
-  return (a >>> 0) * 0x200000 + (b >>> 11);
+  return hashValue();
 }
 const ID_CHARS = [0x7b, 0x69, 0x64, 0x7d]; // "{id}"
 
 /** The same hash over a route string: routeKey(m, t) === routeHash(routeOf(m, t)). */
 export function routeHash(route: string): number {
-  let a = 0x811c9dc5;
-  let b = 0x6a09e667;
-  for (let i = 0; i < route.length; i++) {
-    const c = route.charCodeAt(i);
-    a = Math.imul(a ^ c, 0x01000193);
-    b = Math.imul(b ^ c, 0x5bd1e995);
-    b ^= b >>> 13;
-  }
-  return (a >>> 0) * 0x200000 + (b >>> 11);
+  hashStart();
+  for (let i = 0; i < route.length; i++) mix(route.charCodeAt(i));
+  return hashValue();
 }
 
 /** Runs the per-connection rules as connections finish, and the capture-wide rules at the end. */

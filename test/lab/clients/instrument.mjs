@@ -366,6 +366,22 @@ export async function track(client, method, target, fn, extra = {}) {
   return { summary, result };
 }
 
+/**
+ * GET `base + target` through `agent` (Node's http), body read and dropped:
+ * {status, endedAt (performance.now() at the end of the body), req}.
+ */
+export function getThrough(base, agent, target) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(base + target, { agent, method: 'GET' }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode, endedAt: performance.now(), req }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 /** Sleeps `ms` on a timer (the event loop stays free). */
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 

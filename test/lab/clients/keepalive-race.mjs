@@ -15,7 +15,7 @@
 // runner uses 0 first and N only as a fallback.
 //
 //   node keepalive-race.mjs --base http://127.0.0.1:8005 --delays 4.990,5.000,5.010 [--spin-ms 20] [--stagger-ms 600]
-import { log, track, now } from './instrument.mjs';
+import { getThrough, log, track, now } from './instrument.mjs';
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -33,17 +33,7 @@ const spinMs = Number(opts['spin-ms']);
 const staggerMs = Number(opts['stagger-ms']);
 log({ event: 'client-start', script: 'keepalive-race.mjs', node: process.version, delays, spinMs, staggerMs });
 
-function get(agent, target) {
-  return new Promise((resolve, reject) => {
-    const req = http.request(opts.base + target, { agent, method: 'GET' }, (res) => {
-      res.resume();
-      res.on('end', () => resolve({ status: res.statusCode, endedAt: performance.now(), req }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
+const get = (agent, target) => getThrough(opts.base, agent, target);
 
 async function attempt(k, delaySec) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });

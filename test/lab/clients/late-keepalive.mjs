@@ -12,7 +12,7 @@
 //   3. 5 s + delay[k] after it, the same GET /files/late<k>b?... on the pooled socket.
 //
 //   node late-keepalive.mjs --base http://127.0.0.1:8015 --delays 0.006,0.012,0.018 [--slices 25] [--slice-ms 20]
-import { log, track } from './instrument.mjs';
+import { getThrough, log, track } from './instrument.mjs';
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -30,17 +30,7 @@ const slices = Number(opts.slices);
 const sliceMs = Number(opts['slice-ms']);
 log({ event: 'client-start', script: 'late-keepalive.mjs', node: process.version, delays, slices, sliceMs });
 
-function get(agent, target) {
-  return new Promise((resolve, reject) => {
-    const req = http.request(opts.base + target, { agent, method: 'GET' }, (res) => {
-      res.resume();
-      res.on('end', () => resolve({ status: res.statusCode, endedAt: performance.now(), req }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
+const get = (agent, target) => getThrough(opts.base, agent, target);
 
 const results = [];
 for (let k = 0; k < delays.length; k++) {
