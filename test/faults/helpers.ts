@@ -4,7 +4,8 @@
  * from /proc, and checking that a --write file is a valid capture.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { childPids, hasCommand as has, track } from '../live/helpers.js';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readCapture } from '../../lib/capture/index.js';
@@ -14,16 +15,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 export const REPO = path.resolve(here, '../..');
 export const MAIN = path.join(REPO, 'dist/cli/main.js');
 export const TRAFFIC = path.join(here, 'traffic.mjs');
-export const IN_CI = process.env.CI === 'true';
-export const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-export const has = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
-
-export function need(ok: boolean, why: string, suite: string): boolean {
-  if (ok) return true;
-  if (IN_CI) throw new Error(`${suite}: ${why}, and CI=true requires it`);
-  console.log(`[skip] ${suite}: ${why}`);
-  return false;
-}
+export { IN_CI, childPids, isRoot, killAll, need, until, hasCommand as has } from '../live/helpers.js';
 
 export interface Running {
   child: ChildProcess;
@@ -33,12 +25,12 @@ export interface Running {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-const children = new Set<ChildProcess>();
-
-/** Start a process (stdout and stderr collected); killed with SIGKILL after `timeoutMs`, and by killAll(). */
+/**
+ * Start a process (stdout and stderr collected); killed with SIGKILL after `timeoutMs`, and by killAll()
+ * (test/live/helpers.ts: the processes it tracks, and their children, by PID).
+ */
 export function start(cmd: string, args: string[], timeoutMs: number, stdio: 'pipe' | 'ignore-stdout' = 'pipe'): Running {
-  const child = spawn(cmd, args, { cwd: REPO, stdio: ['ignore', stdio === 'pipe' ? 'pipe' : 'ignore', 'pipe'] });
-  children.add(child);
+  const child = track(spawn(cmd, args, { cwd: REPO, stdio: ['ignore', stdio === 'pipe' ? 'pipe' : 'ignore', 'pipe'] }));
   let out = '';
   let err = '';
   child.stdout?.setEncoding('utf8').on('data', (s: string) => (out += s));
@@ -47,45 +39,10 @@ export function start(cmd: string, args: string[], timeoutMs: number, stdio: 'pi
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      children.delete(child);
       resolve({ code, signal });
     }),
   );
   return { child, pid: child.pid!, stdout: () => out, stderr: () => err, exited };
-}
-
-/** Kill (SIGKILL, by PID) every process started here that is still running, and their children. */
-export function killAll(): void {
-  for (const c of children) {
-    if (c.exitCode === null && c.signalCode === null && c.pid !== undefined) {
-      for (const pid of childPids(c.pid)) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          /* gone */
-        }
-      }
-      c.kill('SIGKILL');
-    }
-  }
-  children.clear();
-}
-
-/** PIDs whose parent is `pid` (any of its threads), from /proc. */
-export function childPids(pid: number): number[] {
-  const out: number[] = [];
-  try {
-    for (const tid of readdirSync(`/proc/${pid}/task`)) {
-      try {
-        for (const t of readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim().split(/\s+/)) if (t) out.push(Number(t));
-      } catch {
-        /* thread gone */
-      }
-    }
-  } catch {
-    /* process gone */
-  }
-  return out;
 }
 
 export function alive(pid: number): boolean {
@@ -107,14 +64,6 @@ export function tcpdumpOf(watchPid: number): number | null {
     }
   }
   return null;
-}
-
-export async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
