@@ -27,6 +27,7 @@ import { EngineMetrics } from '../dashboards/metrics.js';
 import { DashboardStore } from '../dashboards/tui/model.js';
 import { DEFAULT_BUFFER_KIB, FULL_SNAPLEN, buildFilter, startLiveCapture, type CaptureCounters, type LiveCapture, type LiveSourceChoice } from '../lib/capture/live.js';
 import { counterText } from './capture-text.js';
+import { LiveSession } from './live-session.js';
 import { RotatingPcapWriter, checkRotateOptions, parseSize } from '../lib/capture/rotate.js';
 import { Engine, toReport } from '../lib/index.js';
 import { connectionToJSON, findingToJSON } from '../lib/report/index.js';
@@ -312,22 +313,9 @@ export async function runDaemon(o: DaemonCliOptions): Promise<void> {
   });
   const base = `http://${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
 
-  let stopReason: string | null = null;
-  let wake: () => void = () => {};
-  const stopped = new Promise<void>((r) => (wake = r));
-  const requestStop = (why: string): void => {
-    if (stopReason === null) {
-      stopReason = why;
-      wake();
-    }
-  };
-  const onSignal = (sig: NodeJS.Signals): void => {
-    // A second signal while stopping: give up waiting (every capture record is on disk already).
-    if (stopReason !== null) process.exit(130);
-    requestStop(sig);
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  // A second signal while stopping: give up waiting (every capture record is on disk already).
+  const session = new LiveSession({ engine, durationUs, exitOnSecond: 'any' });
+  session.listenForSignals();
 
   try {
     capture = await startLiveCapture({
@@ -344,8 +332,7 @@ export async function runDaemon(o: DaemonCliOptions): Promise<void> {
       },
     });
   } catch (e) {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    session.removeSignals();
     rotator.close();
     nd.discard();
     feed.end('the capture did not start');
@@ -376,25 +363,10 @@ export async function runDaemon(o: DaemonCliOptions): Promise<void> {
   );
   if (!loopback) process.stderr.write(`hangscope: warning: ${host} is not a loopback address: anyone who can reach it sees the metrics and the dashboard (paths, hosts, timing)\n`);
 
-  const ticker = setInterval(() => {
-    engine.tick(Date.now() * 1000);
-    store.setCounters(cap.counters());
-  }, 1000);
-  const durationTimer = durationUs !== undefined ? setTimeout(() => requestStop(`${durationUs / 1e6} s elapsed`), durationUs / 1000) : null;
-  let endError: unknown = null;
-  cap.ended.then(
-    () => requestStop(`${cap.kind} stopped`),
-    (e: unknown) => {
-      endError = e;
-      requestStop(`${cap.kind} failed`);
-    },
-  );
+  session.run(cap, (c) => store.setCounters(c), () => `${cap.kind} failed`);
 
-  await stopped;
-  const counters = await cap.stop();
-  clearInterval(ticker);
-  if (durationTimer !== null) clearTimeout(durationTimer);
-  engine.finish();
+  const counters = await session.finish(cap);
+  const stopReason = session.stopReason;
   rotator.close();
   store.setCounters(counters);
   const stats = toReport({ engine, source: { name: iface, format: 'live', compressed: false }, connections: [], findings: [] }, { port, showSecrets }).stats;
@@ -423,8 +395,7 @@ export async function runDaemon(o: DaemonCliOptions): Promise<void> {
     server.close(() => r());
     server.closeAllConnections();
   });
-  process.off('SIGINT', onSignal);
-  process.off('SIGTERM', onSignal);
+  session.removeSignals();
 
   const kept = rotator.files();
   process.stderr.write(
@@ -432,6 +403,6 @@ export async function runDaemon(o: DaemonCliOptions): Promise<void> {
       `${rotator.packets} packets in ${rotator.filesOpened} file${rotator.filesOpened === 1 ? '' : 's'} (${kept.length} kept, ${rotator.filesDeleted} rotated away${rotator.lost ? `, ${rotator.lost} packets not written` : ''}); ` +
       `${nd.lines} lines appended to ${ndjsonPath}.\n`,
   );
-  if (endError !== null) throw endError;
+  if (session.endError !== null) throw session.endError;
   if (cap.holdsEventLoop) process.stdout.write('', () => process.exit(0));
 }

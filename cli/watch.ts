@@ -18,6 +18,7 @@ import {
   type LiveSourceChoice,
 } from '../lib/capture/live.js';
 import { counterText, snaplenNote } from './capture-text.js';
+import { LiveSession } from './live-session.js';
 import { Attributor } from '../lib/attribute/index.js';
 import { PcapWriteError, PcapWriter } from '../lib/capture/index.js';
 import type { ConnectionRecord } from '../lib/correlate/index.js';
@@ -204,15 +205,8 @@ export async function runWatch(o: WatchCliOptions): Promise<void> {
     }
   };
 
-  let stopReason: string | null = null;
-  let wake: () => void = () => {};
-  const stopped = new Promise<void>((r) => (wake = r));
-  const requestStop = (why: string): void => {
-    if (stopReason === null) {
-      stopReason = why;
-      wake();
-    }
-  };
+  const session = new LiveSession({ engine, durationUs, exitOnSecond: 'SIGINT' });
+  const requestStop = session.requestStop;
 
   let fed = 0;
   // The reader of standard output went away (`| head`): stop like on SIGTERM, writing nothing more there.
@@ -266,40 +260,15 @@ export async function runWatch(o: WatchCliOptions): Promise<void> {
     if (note !== null) process.stderr.write(`hangscope: ${note}\n`);
   }
 
-  const ticker = setInterval(() => {
-    engine.tick(Date.now() * 1000);
-    store?.setCounters(capture.counters());
-  }, 1000);
-  const durationTimer =
-    durationUs !== undefined ? setTimeout(() => requestStop(`${durationUs / 1e6} s elapsed`), durationUs / 1000) : null;
-  const onSignal = (sig: NodeJS.Signals): void => {
-    if (stopReason !== null && sig === 'SIGINT') {
-      // A second Ctrl-C while stopping: give up waiting.
-      process.exit(130);
-    }
-    requestStop(sig);
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  session.run(capture, (c) => store?.setCounters(c), (e) => e.message.replace(/\.$/, ''));
+  session.listenForSignals();
 
   let dashboard: DashboardHandle | null = null;
   if (store !== null) dashboard = runDashboard(store, { onQuit: () => requestStop('quit') });
   void dashboard?.done.then(() => requestStop('quit'));
 
-  let endError: unknown = null;
-  capture.ended.then(
-    () => requestStop(`${capture.kind} stopped`),
-    (e: unknown) => {
-      endError = e;
-      requestStop((e as Error).message.replace(/\.$/, ''));
-    },
-  );
-
-  await stopped;
-  const counters = await capture.stop();
-  clearInterval(ticker);
-  if (durationTimer !== null) clearTimeout(durationTimer);
-  engine.finish();
+  const counters = await session.finish(capture);
+  const stopReason = session.stopReason;
   await attributor?.stop();
   (writer as PcapWriter | null)?.close();
   if (writer === null && o.write !== undefined && capture.linkType !== null) {
@@ -316,8 +285,7 @@ export async function runWatch(o: WatchCliOptions): Promise<void> {
       await dashboard.done;
     } else dashboard.close();
   }
-  process.off('SIGINT', onSignal);
-  process.off('SIGTERM', onSignal);
+  session.removeSignals();
 
   const capLine = `${counterText(capture.kind, counters, bufferMiB)}${writer !== null ? `; ${(writer as PcapWriter).packets} packets written to ${o.write}` : ''}`;
   const analysis: Analysis = {
@@ -360,7 +328,7 @@ export async function runWatch(o: WatchCliOptions): Promise<void> {
   // One line says why it stopped and what the capture file holds; the status says whether that was asked for.
   process.stderr.write(`hangscope: stopped (${stopReason}); ${capLine}.\n`);
   if (writeError !== null) process.exitCode = EXIT_WRITE_FAILED;
-  else if (endError !== null) process.exitCode = EXIT_CAPTURE_FAILED;
+  else if (session.endError !== null) process.exitCode = EXIT_CAPTURE_FAILED;
   if (capture.holdsEventLoop) {
     // Everything is written (stdout and stderr are synchronous for files and pipes on Linux; the
     // callback covers the rest); the libpcap binding would keep the process alive until a packet.
