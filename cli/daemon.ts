@@ -363,7 +363,15 @@ export async function runDaemon(o: DaemonCliOptions): Promise<void> {
   );
   if (!loopback) process.stderr.write(`hangscope: warning: ${host} is not a loopback address: anyone who can reach it sees the metrics and the dashboard (paths, hosts, timing)\n`);
 
-  session.run(cap, (c) => store.setCounters(c), () => `${cap.kind} failed`);
+  session.run(
+    cap,
+    (c) => {
+      store.setCounters(c);
+      // For attached dashboards: the capture-wide findings as they stand (the final ones at the stop).
+      store.setCaptureWide(engine.diagnoser.finish());
+    },
+    () => `${cap.kind} failed`,
+  );
 
   const counters = await session.finish(cap);
   const stopReason = session.stopReason;

@@ -260,7 +260,15 @@ export async function runWatch(o: WatchCliOptions): Promise<void> {
     if (note !== null) process.stderr.write(`hangscope: ${note}\n`);
   }
 
-  session.run(capture, (c) => store?.setCounters(c), (e) => e.message.replace(/\.$/, ''));
+  session.run(
+    capture,
+    (c) => {
+      store?.setCounters(c);
+      // The capture-wide findings as they stand (the final ones come when the capture stops).
+      store?.setCaptureWide(engine.diagnoser.finish());
+    },
+    (e) => e.message.replace(/\.$/, ''),
+  );
   session.listenForSignals();
 
   let dashboard: DashboardHandle | null = null;
@@ -398,7 +406,10 @@ export async function runReplayTui(file: string, o: ReplayTuiOptions): Promise<v
       anomalies: engine.anomalies,
       speed: o.speed,
       signal: abort.signal,
-      onClock: (now) => engine.tick(now),
+      onClock: (now) => {
+        engine.tick(now);
+        store.setCaptureWide(engine.diagnoser.finish());
+      },
     });
   } catch (e) {
     dashboard.close();

@@ -148,6 +148,13 @@ export class DashboardStore {
   private readonly doneExchanges = new WeakSet<Exchange>();
   private readonly doneViews = new WeakMap<Exchange, ExchangeView>();
   private readonly findings: Finding[] = [];
+  /**
+   * Capture-wide findings as they stand now (the timeout signature, the reuse pattern per route, Connection:
+   * close honoured), while the capture runs: recomputed about once a second (setCaptureWide), replaced by
+   * the final ones the engine reports when it stops.
+   */
+  private provisional: Finding[] = [];
+  private provisionalKey = '';
   private readonly counts = new Map<string, { count: number; severity: Finding['severity'] }>();
   private verdictCache: { at: number; v: Verdict | null } = { at: -1, v: null };
   private findingsVersion = 0;
@@ -213,6 +220,11 @@ export class DashboardStore {
   };
 
   onFinding = (f: Finding): void => {
+    // The final capture-wide findings (connection null) replace the provisional ones.
+    if (f.connection === null && this.provisional.length > 0) {
+      this.provisional = [];
+      this.provisionalKey = '';
+    }
     const c = this.counts.get(f.code);
     if (c === undefined) this.counts.set(f.code, { count: 1, severity: f.severity });
     else c.count++;
@@ -250,14 +262,28 @@ export class DashboardStore {
     }
   }
 
-  /** Every finding seen (bounded, see MAX_FINDINGS). */
+  /**
+   * The capture-wide findings as of now (Engine.diagnoser.finish(), which changes nothing), while the
+   * capture runs. Ignored once the capture is final.
+   */
+  setCaptureWide(fs: Finding[]): void {
+    if (this.final) return;
+    const key = fs.map((f) => `${f.code} ${f.summary}`).join('\n');
+    if (key === this.provisionalKey) return;
+    this.provisional = fs;
+    this.provisionalKey = key;
+    this.findingsVersion++;
+    this.version++;
+  }
+
+  /** Every finding seen (bounded, see MAX_FINDINGS), and the capture-wide ones as they stand. */
   allFindings(): Finding[] {
-    return this.findings;
+    return this.provisional.length === 0 ? this.findings : [...this.findings, ...this.provisional];
   }
 
   verdict(): Verdict | null {
     if (this.verdictCache.at !== this.findingsVersion) {
-      this.verdictCache = { at: this.findingsVersion, v: buildVerdict(this.findings) };
+      this.verdictCache = { at: this.findingsVersion, v: buildVerdict(this.allFindings()) };
     }
     return this.verdictCache.v;
   }
@@ -317,7 +343,12 @@ export class DashboardStore {
     rows.sort((a, b) => b.id - a.id);
     const extra = Math.max(0, rows.length - this.maxRows);
     if (extra > 0) rows.length = this.maxRows;
-    const findingCounts = [...this.counts.entries()]
+    const counts = new Map(this.counts);
+    for (const f of this.provisional) {
+      const c = counts.get(f.code);
+      counts.set(f.code, { count: (c?.count ?? 0) + 1, severity: c?.severity ?? f.severity });
+    }
+    const findingCounts = [...counts.entries()]
       .map(([code, v]) => ({ code, count: v.count, severity: v.severity }))
       .sort((a, b) => SEVERITY_RANK[a.severity] - SEVERITY_RANK[b.severity] || b.count - a.count || a.code.localeCompare(b.code));
     return {

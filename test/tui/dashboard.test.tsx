@@ -349,3 +349,34 @@ describe('findings panel shows what the engine found, per lab scenario', () => {
     });
   }
 });
+
+// ---------------------------------------------------------------- capture-wide findings while the capture runs
+
+describe('capture-wide findings while the capture runs', () => {
+  const pcap = labCapture('a-incident');
+  it.skipIf(pcap === null)('the timeout signature shows as soon as it can be computed, then once: replaced by the final one at the stop', async () => {
+    const truth = labTruth('a-incident') as { expect: { findings: string[] } };
+    expect(truth.expect.findings).toContain('client-timeout-signature');
+    // The whole capture, not finished: as a live capture that has seen the abort.
+    const { store, engine } = await feed(pcap!, { upToFrame: Number.MAX_SAFE_INTEGER });
+    engine.tick(engine.lastTs! + 10_000_000); // the closed socket is finished (quiet for 5 s)
+    const count = (code: string): number => store.snapshot().findingCounts.find((c) => c.code === code)?.count ?? 0;
+    expect(count('client-abort-before-response')).toBe(1);
+    expect(count('client-timeout-signature')).toBe(0);
+    expect(store.snapshot().verdict!.basedOn).not.toContain('client-timeout-signature');
+
+    store.setCaptureWide(engine.diagnoser.finish()); // what watch's one-second tick does
+    expect(count('client-timeout-signature')).toBe(1);
+    expect(store.snapshot().verdict!.basedOn).toContain('client-timeout-signature');
+    const version = store.version;
+    store.setCaptureWide(engine.diagnoser.finish()); // nothing new: no redraw
+    expect(store.version).toBe(version);
+
+    engine.finish(); // the stop: the final capture-wide findings replace the provisional ones
+    store.setFinal('stopped');
+    expect(count('client-timeout-signature')).toBe(1);
+    store.setCaptureWide(engine.diagnoser.finish()); // too late: ignored
+    expect(count('client-timeout-signature')).toBe(1);
+    expect(store.allFindings().filter((f) => f.code === 'client-timeout-signature')).toHaveLength(1);
+  });
+});
