@@ -201,7 +201,8 @@ export function ruleKeepaliveRace(rec: ConnectionRecord, o: RuleOptions): { find
     const idleFrom = prev?.responseEnd ?? close.lastData ?? rec.start;
     const idle = Math.min(close.ts, ex.requestStart) - idleFrom;
     if (idle < o.raceMinIdle) continue;
-    // With a FIN the request may not have been the last data before it; with an RST it was.
+    // The RST shape: the previous exchange on the socket must have finished (an idle socket, not one busy with
+    // an unfinished response that the reset cut).
     if (!byFin && prev !== null && prev.responseEnd === null) continue;
     const rst = byFin ? (rec.closes.find((c) => c.kind === 'RST' && c.ts >= Math.min(close.ts, ex.requestStart)) ?? null) : close;
     explained.add(ex.index);
