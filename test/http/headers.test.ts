@@ -1,8 +1,10 @@
 /**
  * The field-block cache (lib/http/headers.ts): identical heads share one
- * header map, framing read from a cached block frames the body like a parsed
- * one, and a parser with a lower field limit does not take a cached map
- * that has more fields than it keeps.
+ * header map; heads that differ (in a Content-Length value, say) each get
+ * their own; framing read from a cached block frames the body like a parsed
+ * one; odd lines read as the line parser reads them; and a parser with a
+ * lower field limit does not take a cached map that has more fields than it
+ * keeps.
  */
 import { describe, expect, test } from 'vitest';
 import { HttpConnectionParser } from '../../lib/http/index.js';
@@ -22,33 +24,41 @@ const post = (n: number, extra = ''): string =>
 const ok = (body: string): string => `HTTP/1.1 200 OK\r\nserver: uvicorn\r\ncontent-length: ${body.length}\r\n\r\n${body}`;
 
 describe('field-block cache', () => {
-  test('identical heads share one map; the body is framed by the cached Content-Length', () => {
-    const a = run([{ dir: 0, text: post(7) }, { dir: 1, text: ok('{}') }]);
-    const b = run([{ dir: 0, text: post(7) + post(7) }, { dir: 1, text: ok('{}') + ok('{}') }]);
+  const get = (path: string, extra = ''): string => `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nUser-Agent: axios/1.8.4\r\n${extra}Connection: keep-alive\r\n\r\n`;
+  const chunked = 'HTTP/1.1 200 OK\r\nserver: uvicorn\r\ntransfer-encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n';
+
+  test('identical heads without Content-Length share one map, across connections too', () => {
+    const a = run([{ dir: 0, text: get('/a') }, { dir: 1, text: chunked }]);
+    const b = run([{ dir: 0, text: get('/b') + get('/c') }, { dir: 1, text: chunked + chunked }]);
     const [e1, e2] = b.exchanges;
-    expect(b.exchanges.map((e) => [e.outcome, e.requestBodyBytes, e.responseBodyBytes])).toEqual([
-      ['complete', 7, 2],
-      ['complete', 7, 2],
+    expect(b.exchanges.map((e) => [e.target, e.outcome, e.responseBodyBytes])).toEqual([
+      ['/b', 'complete', 2],
+      ['/c', 'complete', 2],
     ]);
-    // Across connections too (the cache is shared by every parser).
     expect(a.exchanges[0]!.requestHeaders).toBe(e1!.requestHeaders);
     expect(e1!.requestHeaders).toBe(e2!.requestHeaders);
     expect(e1!.responseHeaders).toBe(e2!.responseHeaders);
-    expect({ ...e1!.requestHeaders }).toEqual({
-      host: '127.0.0.1:8000',
-      'user-agent': 'axios/1.8.4',
-      'content-type': 'application/json',
-      'content-length': '7',
-    });
+    expect({ ...e1!.requestHeaders }).toEqual({ host: '127.0.0.1:8000', 'user-agent': 'axios/1.8.4', connection: 'keep-alive' });
   });
 
-  test('heads that differ in one byte do not share, and each frames its own body', () => {
-    const r = run([{ dir: 0, text: post(7) + post(8) }, { dir: 1, text: ok('{}') + ok('{"a":1}') }]);
-    const [e1, e2] = r.exchanges;
-    expect(e1!.requestHeaders).not.toBe(e2!.requestHeaders);
-    expect([e1!.requestBodyBytes, e2!.requestBodyBytes, e1!.responseBodyBytes, e2!.responseBodyBytes]).toEqual([7, 8, 2, 7]);
-    expect(e2!.requestHeaders['content-length']).toBe('8');
-    expect(r.exchanges.every((e) => e.outcome === 'complete')).toBe(true);
+  test('heads that differ only in the Content-Length value: each its own value, in its place, framing its own body', () => {
+    const r = run([{ dir: 0, text: post(7) + post(8) + post(123) }, { dir: 1, text: ok('{}') + ok('{"a":1}') + ok('[]') }]);
+    expect(r.exchanges.map((e) => [e.outcome, e.requestBodyBytes, e.responseBodyBytes])).toEqual([
+      ['complete', 7, 2],
+      ['complete', 8, 7],
+      ['complete', 123, 2],
+    ]);
+    expect(r.exchanges.map((e) => e.requestHeaders['content-length'])).toEqual(['7', '8', '123']);
+    expect(r.exchanges.map((e) => e.responseHeaders['content-length'])).toEqual(['2', '7', '2']);
+    // Key order as on the wire (what the JSON report lists).
+    for (const e of r.exchanges) expect(Object.keys(e.requestHeaders)).toEqual(['host', 'user-agent', 'content-type', 'content-length']);
+    expect(r.exchanges[0]!.requestHeaders).not.toBe(r.exchanges[1]!.requestHeaders);
+    expect(r.anomalies.toJSON()).toEqual({});
+  });
+
+  test('heads that differ elsewhere do not match', () => {
+    const r = run([{ dir: 0, text: get('/a', 'Accept: a\r\n') + get('/b', 'Accept: b\r\n') }]);
+    expect(r.exchanges.map((e) => e.requestHeaders['accept'])).toEqual(['a', 'b']);
   });
 
   test('a parser keeping fewer fields parses the block itself: limit and anomaly as without the cache', () => {
@@ -59,6 +69,19 @@ describe('field-block cache', () => {
     expect(r.anomalies.get('http-too-many-headers')).toBe(1);
     // Framing still honoured (Content-Length is the sixth field): the 3-byte body is counted.
     expect(r.exchanges[0]!.requestBodyBytes).toBe(3);
+  });
+
+  test('odd Content-Length lines after a cached block read as the line parser reads them', () => {
+    run([{ dir: 0, text: post(5) }]); // the block, cached
+    // A CR inside the value: the line parser keeps "5\r6", not a number.
+    const cr = run([{ dir: 0, text: post(5).replace('Content-Length: 5', 'Content-Length: 5\r6') }]);
+    expect(cr.exchanges[0]!.requestHeaders['content-length']).toBe('5\r6');
+    expect(cr.anomalies.get('http-parse-error') + cr.anomalies.get('http-bad-content-length')).toBeGreaterThan(0);
+    // A bare LF ends the line: two fields.
+    const lf = run([{ dir: 0, text: post(5).replace('Content-Length: 5\r\n', 'Content-Length: 5\nX-B: 1\r\n') }]);
+    expect(lf.exchanges[0]!.requestHeaders['content-length']).toBe('5');
+    expect(lf.exchanges[0]!.requestHeaders['x-b']).toBe('1');
+    expect(lf.exchanges[0]!.requestBodyBytes).toBe(5);
   });
 
   test('repeated fields are joined and a doubled Content-Length is left to the line parser', () => {
