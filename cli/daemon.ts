@@ -29,6 +29,7 @@ import { DEFAULT_BUFFER_KIB, FULL_SNAPLEN, buildFilter, startLiveCapture, type C
 import { counterText } from './capture-text.js';
 import { LiveSession } from './live-session.js';
 import { RotatingPcapWriter, checkRotateOptions, parseSize } from '../lib/capture/rotate.js';
+import { Attributor } from '../lib/attribute/index.js';
 import { Engine, toReport } from '../lib/index.js';
 import { connectionToJSON, findingToJSON } from '../lib/report/index.js';
 import { UserError } from '../lib/types.js';
@@ -56,6 +57,9 @@ export interface DaemonCliOptions {
   showSecrets?: boolean;
   maxConnections?: string;
   maxBuffer?: string;
+  /** Name the process behind each FIN/RST (lib/attribute: eBPF, ss as the fallback). */
+  attribute?: boolean;
+  ssInterval?: string;
 }
 
 export const DEFAULT_LISTEN = '127.0.0.1:9464';
@@ -198,6 +202,10 @@ export async function runDaemon(o: DaemonCliOptions): Promise<void> {
   const snaplen = o.snaplen !== undefined ? parseCount(o.snaplen, '--snaplen', 64, FULL_SNAPLEN) : FULL_SNAPLEN;
   const bufferMiB = o.bufferSize !== undefined ? parseCount(o.bufferSize, '--buffer-size', 1, 4096) : DEFAULT_BUFFER_KIB / 1024;
   const bounds = parseBounds(o);
+  const ssInterval = o.ssInterval !== undefined ? parseCount(o.ssInterval, '--ss-interval', 0, 3_600_000) : undefined;
+  const attributing = o.attribute === true || (ssInterval ?? 0) > 0;
+  if (attributing && port === null)
+    throw new UserError('--attribute and --ss-interval need --port: the kernel events and ss samples are filtered by the server port');
   const source = (o.source ?? 'auto') as LiveSourceChoice;
   if (!['auto', 'tcpdump', 'libpcap'].includes(source)) throw new UserError(`--source is one of auto, tcpdump, libpcap (not "${o.source}")`);
   const rotateSize = parseSize(o.rotateSize ?? DEFAULT_ROTATE_SIZE, '--rotate-size');
@@ -252,6 +260,16 @@ export async function runDaemon(o: DaemonCliOptions): Promise<void> {
   };
   const feed = new DashboardFeed(store, { showSecrets, hello });
 
+  // Before the capture, so the kernel events of its first connections are seen; notices are one line each.
+  const attributor = attributing
+    ? await Attributor.start({
+        ports: [port!],
+        ebpf: o.attribute === true,
+        ...(ssInterval !== undefined ? { ssIntervalMs: ssInterval } : {}),
+        onNotice: (line) => process.stderr.write(`hangscope: ${line}\n`),
+      })
+    : null;
+
   const engine = new Engine({
     port,
     showSecrets,
@@ -266,6 +284,8 @@ export async function runDaemon(o: DaemonCliOptions): Promise<void> {
       metrics.onExchange(conn, ex);
     },
     onConnection: (rec) => {
+      // First: the diagnosis rules run after this callback and read the attribution.
+      attributor?.annotate(rec);
       store.onConnection(rec);
       metrics.onConnection(rec);
       feed.connection(rec);
@@ -333,6 +353,7 @@ export async function runDaemon(o: DaemonCliOptions): Promise<void> {
     });
   } catch (e) {
     session.removeSignals();
+    await attributor?.stop();
     rotator.close();
     nd.discard();
     feed.end('the capture did not start');
@@ -357,7 +378,7 @@ export async function runDaemon(o: DaemonCliOptions): Promise<void> {
     true,
   );
   process.stderr.write(
-    `hangscope: daemon listening on ${iface} with ${cap.kind}, filter "${filter}"; ` +
+    `hangscope: daemon listening on ${iface} with ${cap.kind}, filter "${filter}"${attributor !== null ? `, attribution: ${attributor.description}` : ''}; ` +
       `captures in ${dir} (${rotator.prefix}-*.pcap, newest ${rotateCount} of at most ${rotateSize} bytes); ` +
       `findings to ${ndjsonPath}; metrics on ${base}/metrics; dashboard: hangscope watch --attach ${base}\n`,
   );
@@ -375,6 +396,7 @@ export async function runDaemon(o: DaemonCliOptions): Promise<void> {
 
   const counters = await session.finish(cap);
   const stopReason = session.stopReason;
+  await attributor?.stop();
   rotator.close();
   store.setCounters(counters);
   const stats = toReport({ engine, source: { name: iface, format: 'live', compressed: false }, connections: [], findings: [] }, { port, showSecrets }).stats;

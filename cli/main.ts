@@ -85,6 +85,8 @@ program
   .option('--show-secrets', 'do not redact Authorization, Cookie, API keys and token-like query parameters (NDJSON and dashboard)')
   .option('--max-connections <n>', 'connections held at once; beyond it the idlest are finished early and counted as connection-evicted (default 250000)')
   .option('--max-buffer <size>', 'out-of-order bytes held per connection direction before the hole is declared a gap, counted as tcp-reassembly-overflow (default 4M)')
+  .option('--attribute', 'name the process behind each FIN and RST (eBPF through bpftrace: needs root and --port; without it, ss sampling)')
+  .option('--ss-interval <ms>', 'sample `ss -tanpi` for the port every this many ms: CLOSE-WAIT sockets and their processes (default with --attribute: only if eBPF cannot run, every 500; 0: never)')
   .action(async (opts) => {
     const { runDaemon } = await import('./daemon.js');
     await runDaemon(opts);

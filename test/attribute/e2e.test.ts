@@ -8,7 +8,8 @@
  *
  * Needs root, bpftrace, tcpdump, ss, /usr/bin/python3 with uvicorn, and a
  * build (dist/); skips with a printed reason otherwise, unless CI=true.
- * Ports 18615-18617 (the lab and the recordings use others). Every process is
+ * Then `hangscope daemon --attribute`: the same attribution in its NDJSON
+ * file. Ports 18615-18617 and 18619 (the lab and the recordings use others). Every process is
  * started through the lab harness and stopped by PID; every wait is bounded.
  */
 import { spawnSync } from 'node:child_process';
@@ -251,5 +252,32 @@ describe.runIf(ready)('watch --attribute on loopback', () => {
     expect(findings).toHaveLength(1);
     expect(findings[0]!.summary).toContain(`pid ${c.pid} node) sat in CLOSE-WAIT`);
     expect(findings[0]!.evidence.ss).toMatchObject({ state: 'CLOSE-WAIT', process: 'node', pid: c.pid });
+  });
+});
+
+describe.runIf(ready)('daemon --attribute on loopback', () => {
+  it('the request sent after the server FIN: in the NDJSON file, the FIN by python3, the RST by the kernel for python3', { timeout: 120_000 }, async () => {
+    const dir = scenarioDir('daemon');
+    const port = 18619;
+    const srv = await harness.startUvicorn({ port, logFile: path.join(dir, 'server.log') });
+    const err = path.join(dir, 'daemon.stderr');
+    const d = harness.startProcess('hangscope daemon', process.execPath, [BIN, 'daemon', '-i', 'lo', '-p', String(port), '--dir', path.join(dir, 'caps'), '--connections', '--metrics-listen', '127.0.0.1:0', '--attribute', '--duration', '90'], { stderrFile: err });
+    await harness.waitFor('the daemon to listen', () => {
+      if (d.exitInfo) throw new Error(`daemon exited: ${readFileSync(err, 'utf8')}`);
+      return existsSync(err) && /daemon listening on/.test(readFileSync(err, 'utf8'));
+    }, 90_000, 50);
+    expect(readFileSync(err, 'utf8')).toMatch(/daemon listening on lo with tcpdump, filter "tcp port 18619", attribution: eBPF \(bpftrace/);
+    const lateLog = path.join(dir, 'late.log');
+    const late = harness.startProcess('request-after-fin', process.execPath, [path.join(REPO, 'test/attribute/clients/request-after-fin.mjs'), '--port', String(port)], { stdoutFile: lateLog, stderrFile: path.join(dir, 'late.err') });
+    await harness.waitExit(late, 20_000);
+    await new Promise((r) => setTimeout(r, 500));
+    await harness.stopProcess(d, 'SIGTERM', 15_000);
+    await harness.stopProcess(srv, 'SIGINT', 3000);
+    const lateConnect = harness.readJsonLines(lateLog).find((l) => l.event === 'connect') as { localPort: number };
+    const conns = harness.readJsonLines(path.join(dir, 'caps', 'hangscope.ndjson')).filter((l) => l.type === 'connection') as unknown as ConnOut[];
+    const c = conns.find((x) => x.client.port === lateConnect.localPort)!;
+    expect(c, 'the late client\'s socket in the NDJSON file').toBeDefined();
+    expect(c.closes.find((x) => x.kind === 'FIN' && x.by === 'server')).toMatchObject({ attributed: 'process', pid: srv.pid, comm: 'python3' });
+    expect(c.closes.find((x) => x.kind === 'RST')).toMatchObject({ by: 'server', attributed: 'kernel', pid: srv.pid, comm: 'python3' });
   });
 });

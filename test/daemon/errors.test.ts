@@ -51,6 +51,8 @@ describe.runIf(need(built, 'dist/ is missing (npm run build)', SUITE))(SUITE, ()
       // The engine's bounds, as for analyze and watch.
       [['--max-connections', '0'], 'hangscope: --max-connections wants a whole number of connections from 1 to 100000000, not "0"'],
       [['--max-buffer', 'lots'], 'hangscope: --max-buffer wants a size such as 100M, 512k or 4096 (bytes), not "lots"'],
+      [['--attribute'], 'hangscope: --attribute and --ss-interval need --port: the kernel events and ss samples are filtered by the server port'],
+      [['-p', '8000', '--ss-interval', 'often'], 'hangscope: --ss-interval wants a whole number from 0 to 3600000, not "often"'],
     ] as const) {
       // Checked before anything starts: the default metrics port is not even bound.
       // (A later --metrics-listen in args wins: commander keeps an option's last value.)
