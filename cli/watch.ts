@@ -111,8 +111,6 @@ class Keeper {
   }
 }
 
-
-
 export async function runWatch(o: WatchCliOptions): Promise<void> {
   if (o.attach !== undefined) {
     if (o.write !== undefined || o.count !== undefined)
