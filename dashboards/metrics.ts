@@ -11,7 +11,11 @@
  *   hangscope_closes_total{by,kind}                    first FIN / first RST of each side (by=client|server,
  *                                                      kind=FIN|RST), counted when seen on a connection
  *                                                      (at each scrape for connections still open)
- *   hangscope_findings_total{code,severity}            findings
+ *   hangscope_findings_total{code,severity}            findings (the capture-wide ones when the capture stops)
+ *   hangscope_capture_wide_findings{code}              capture-wide findings as they stand now (timeout signature,
+ *                                                      reuse pattern per route, Connection: close honoured)
+ *   hangscope_client_timeout_signature_seconds{clock}  the client aborts' timeout signature delay as it stands now,
+ *                                                      by the clock it fits (absent while there is none)
  *   hangscope_time_to_first_byte_seconds               request's first byte to the response's first byte
  *                                                      (a 1xx counts), for exchanges that got one
  *   hangscope_packets_total, hangscope_bytes_total     frames and bytes captured (as the engine saw them)
@@ -135,6 +139,38 @@ export class EngineMetrics {
           this.inc(e.bytes - self.packetsSeen.bytes);
           self.packetsSeen.bytes = e.bytes;
         }
+      },
+    });
+    // The capture-wide rules, as they stand now (Diagnoser.finish() changes nothing); once per scrape.
+    let standing: { at: number; findings: Finding[] } = { at: -1, findings: [] };
+    const captureWide = (): Finding[] => {
+      const e = self.engine;
+      if (e === null) return [];
+      const at = Date.now();
+      if (standing.at !== at) standing = { at, findings: e.diagnoser.finish() };
+      return standing.findings;
+    };
+    new Gauge({
+      name: 'hangscope_capture_wide_findings',
+      help: 'Capture-wide findings as they stand now (client-timeout-signature, socket-reuse per route, connection-close-honored), by code; hangscope_findings_total counts them when the capture stops',
+      labelNames: ['code'],
+      registers,
+      collect() {
+        this.reset();
+        const n = new Map<string, number>();
+        for (const f of captureWide()) n.set(f.code, (n.get(f.code) ?? 0) + 1);
+        for (const [code, count] of n) this.set({ code }, count);
+      },
+    });
+    new Gauge({
+      name: 'hangscope_client_timeout_signature_seconds',
+      help: "The delay at which the client aborts cluster (client-timeout-signature's evidence.delay), as it stands now, and on which clock (request-start, last-activity, or both); absent while there is none",
+      labelNames: ['clock'],
+      registers,
+      collect() {
+        this.reset();
+        const f = captureWide().find((x) => x.code === 'client-timeout-signature');
+        if (f !== undefined && typeof f.evidence.delay === 'number') this.set({ clock: String(f.evidence.clock) }, f.evidence.delay);
       },
     });
     new Gauge({

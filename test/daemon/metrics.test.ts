@@ -118,6 +118,26 @@ describe.runIf(have)(SUITE, () => {
     expect(metric(after, 'hangscope_connections_total', { state: 'closed' })).toBe(1);
   });
 
+  it('a-incident: the timeout signature is on /metrics while the capture runs, at the delay the client logged; counted in findings_total at the stop', async () => {
+    const t = labTruth('a-incident');
+    const exec = (t.requests as { method: string; localPort: number; start: number }[]).find((r) => r.method === 'POST')!;
+    const destroy = (t.socketEvents as { localPort: number; event: string; ts: number }[]).find((e) => e.localPort === exec.localPort && e.event === 'destroy')!;
+    const run = await scrapeAfter(labCapture('a-incident')!, { finish: false });
+    run.engine.tick(run.engine.lastTs! + 10_000_000); // the closed socket is finished (quiet for 5 s), the capture goes on
+    const live = parseMetrics(await run.m.metrics());
+    expect(metric(live, 'hangscope_capture_wide_findings', { code: 'client-timeout-signature' })).toBe(1);
+    const delay = metric(live, 'hangscope_client_timeout_signature_seconds', { clock: 'request-start+last-activity' })!;
+    expect(Math.abs(delay - (destroy.ts - exec.start))).toBeLessThanOrEqual(0.002);
+    expect(metric(live, 'hangscope_findings_total', { code: 'client-timeout-signature' })).toBeUndefined();
+    const after = await run.rest();
+    expect(metric(after, 'hangscope_findings_total', { code: 'client-timeout-signature' })).toBe(1);
+    expect(metric(after, 'hangscope_capture_wide_findings', { code: 'client-timeout-signature' })).toBe(1);
+    // No abort, no signature: absent, not 0.
+    const control = await scrapeAfter(labCapture('d-control')!);
+    expect(metric(control.samples, 'hangscope_client_timeout_signature_seconds')).toBeUndefined();
+    expect(metric(control.samples, 'hangscope_capture_wide_findings')).toBeUndefined();
+  });
+
   it('unknown drop counts are left out, not reported as 0', async () => {
     const m = new EngineMetrics({ processMetrics: false });
     m.attach(new Engine(), () => ({ source: 'libpcap', counters: { received: null, dropped: null, ifDropped: null } }));
