@@ -29,7 +29,7 @@ import { DEFAULT_BUFFER_KIB, FULL_SNAPLEN, buildFilter, startLiveCapture, type C
 import { counterText } from './capture-text.js';
 import { LiveSession } from './live-session.js';
 import { RotatingPcapWriter, checkRotateOptions, parseSize } from '../lib/capture/rotate.js';
-import { Attributor } from '../lib/attribute/index.js';
+import { planAttribution, startAttribution } from './attribution.js';
 import { Engine, toReport } from '../lib/index.js';
 import { connectionToJSON, findingToJSON } from '../lib/report/index.js';
 import { UserError } from '../lib/types.js';
@@ -202,10 +202,7 @@ export async function runDaemon(o: DaemonCliOptions): Promise<void> {
   const snaplen = o.snaplen !== undefined ? parseCount(o.snaplen, '--snaplen', 64, FULL_SNAPLEN) : FULL_SNAPLEN;
   const bufferMiB = o.bufferSize !== undefined ? parseCount(o.bufferSize, '--buffer-size', 1, 4096) : DEFAULT_BUFFER_KIB / 1024;
   const bounds = parseBounds(o);
-  const ssInterval = o.ssInterval !== undefined ? parseCount(o.ssInterval, '--ss-interval', 0, 3_600_000) : undefined;
-  const attributing = o.attribute === true || (ssInterval ?? 0) > 0;
-  if (attributing && port === null)
-    throw new UserError('--attribute and --ss-interval need --port: the kernel events and ss samples are filtered by the server port');
+  const attribution = planAttribution(o, port);
   const source = (o.source ?? 'auto') as LiveSourceChoice;
   if (!['auto', 'tcpdump', 'libpcap'].includes(source)) throw new UserError(`--source is one of auto, tcpdump, libpcap (not "${o.source}")`);
   const rotateSize = parseSize(o.rotateSize ?? DEFAULT_ROTATE_SIZE, '--rotate-size');
@@ -260,15 +257,8 @@ export async function runDaemon(o: DaemonCliOptions): Promise<void> {
   };
   const feed = new DashboardFeed(store, { showSecrets, hello });
 
-  // Before the capture, so the kernel events of its first connections are seen; notices are one line each.
-  const attributor = attributing
-    ? await Attributor.start({
-        ports: [port!],
-        ebpf: o.attribute === true,
-        ...(ssInterval !== undefined ? { ssIntervalMs: ssInterval } : {}),
-        onNotice: (line) => process.stderr.write(`hangscope: ${line}\n`),
-      })
-    : null;
+  // Before the capture, so the kernel events of its first connections are seen.
+  const attributor = await startAttribution(attribution);
 
   const engine = new Engine({
     port,

@@ -19,7 +19,7 @@ import {
 } from '../lib/capture/live.js';
 import { counterText, snaplenNote } from './capture-text.js';
 import { LiveSession } from './live-session.js';
-import { Attributor } from '../lib/attribute/index.js';
+import { planAttribution, startAttribution } from './attribution.js';
 import { PcapWriteError, PcapWriter } from '../lib/capture/index.js';
 import type { ConnectionRecord } from '../lib/correlate/index.js';
 import type { Finding } from '../lib/diagnose/index.js';
@@ -153,19 +153,8 @@ export async function runWatch(o: WatchCliOptions): Promise<void> {
         })
       : null;
 
-  const ssInterval = parseInt0(o.ssInterval, '--ss-interval', 0, 3_600_000);
-  const attributing = o.attribute === true || (ssInterval ?? 0) > 0;
-  if (attributing && port === null)
-    throw new UserError('--attribute and --ss-interval need --port: the kernel events and ss samples are filtered by the server port');
-  // Before the capture, so the kernel events of its first connections are seen; notices are one line each.
-  const attributor = attributing
-    ? await Attributor.start({
-        ports: [port!],
-        ebpf: o.attribute === true,
-        ...(ssInterval !== undefined ? { ssIntervalMs: ssInterval } : {}),
-        onNotice: (line) => process.stderr.write(`hangscope: ${line}\n`),
-      })
-    : null;
+  // Before the capture, so the kernel events of its first connections are seen.
+  const attributor = await startAttribution(planAttribution(o, port));
 
   const engine = new Engine({
     port,
