@@ -22,6 +22,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { hasCommand as has, isRoot, need } from '../need.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -29,17 +30,7 @@ const REPO = path.resolve(here, '../..');
 const MAIN = path.join(REPO, 'dist/cli/main.js');
 const FIXTURE = path.join(here, 'fixtures/http-limits.pcap.gz');
 const CLIENT = JSON.parse(readFileSync(path.join(here, 'fixtures/http-limits.json'), 'utf8'));
-const IN_CI = process.env.CI === 'true';
-const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-const has = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 const MiB = 1024 * 1024;
-
-function need(ok: boolean, why: string, suite: string): boolean {
-  if (ok) return true;
-  if (IN_CI) throw new Error(`${suite}: ${why}, and CI=true requires it`);
-  console.log(`[skip] ${suite}: ${why}`);
-  return false;
-}
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'hangscope-http-limits-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

@@ -23,6 +23,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { hasCommand as has, isRoot, need } from '../need.js';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -30,16 +31,6 @@ const REPO = path.resolve(here, '../..');
 const MAIN = path.join(REPO, 'dist/cli/main.js');
 const FIXTURE = path.join(here, 'fixtures/loss.pcap.gz');
 const LOG = JSON.parse(readFileSync(path.join(here, 'fixtures/loss.json'), 'utf8'));
-const IN_CI = process.env.CI === 'true';
-const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-const has = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
-
-function need(ok: boolean, why: string, suite: string): boolean {
-  if (ok) return true;
-  if (IN_CI) throw new Error(`${suite}: ${why}, and CI=true requires it`);
-  console.log(`[skip] ${suite}: ${why}`);
-  return false;
-}
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'hangscope-loss-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

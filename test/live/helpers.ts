@@ -3,7 +3,7 @@
  * libpcap binding), child processes with bounded lifetimes (killed by PID in
  * afterAll), and the incident's server and client from this folder.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -12,9 +12,7 @@ import { fileURLToPath } from 'node:url';
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const REPO = path.resolve(here, '../..');
 export const BIN = path.join(REPO, 'bin/hangscope.js');
-export const IN_CI = process.env.CI === 'true';
-
-export const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+export { IN_CI, hasCommand, isRoot, need } from '../need.js';
 export const tcpdumpPath = ((): string | null => {
   for (const d of (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/sbin'])) {
     const p = path.join(d, 'tcpdump');
@@ -31,14 +29,6 @@ export const libpcapBinding = ((): boolean => {
   }
 })();
 export const built = existsSync(path.join(REPO, 'dist/cli/main.js'));
-
-/** True when `ok`; otherwise prints why `suite` skips (and throws under CI=true). */
-export function need(ok: boolean, why: string, suite: string): boolean {
-  if (ok) return true;
-  if (IN_CI) throw new Error(`${suite}: ${why}, and CI=true requires it`);
-  console.log(`[skip] ${suite}: ${why}`);
-  return false;
-}
 
 /** Every child a test starts; afterAll kills the ones still running, by PID. */
 const children = new Set<ChildProcess>();
@@ -142,6 +132,3 @@ export async function runClient(port: number): Promise<ClientEvent[]> {
     .map((l) => JSON.parse(l) as ClientEvent);
 }
 
-export function hasCommand(cmd: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
-}

@@ -23,6 +23,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { hasCommand, isRoot, need } from '../need.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeSecrets, runClient, startServer, startTcpdump } from './secrets-traffic.mjs';
 
@@ -30,9 +31,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(here, '../..');
 const MAIN = path.join(REPO, 'dist/cli/main.js');
 const FIXTURE = path.join(here, 'fixtures/secrets.pcap');
-const IN_CI = process.env.CI === 'true';
-const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-const haveTcpdump = spawnSync('sh', ['-c', 'command -v tcpdump'], { stdio: 'ignore' }).status === 0;
+const haveTcpdump = hasCommand('tcpdump');
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'hangscope-secrets-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -131,13 +130,7 @@ checkAnalyze(FIXTURE, fixtureSecrets, 'fixture');
 // ---------------------------------------------------------------- fresh traffic, live
 
 const SUITE = 'secrets: fresh traffic captured with tcpdump and watched live';
-const live = ((): boolean => {
-  const why = !isRoot ? 'not root (live capture needs it)' : !haveTcpdump ? 'tcpdump is not installed' : null;
-  if (why === null) return true;
-  if (IN_CI) throw new Error(`${SUITE}: ${why}, and CI=true requires it`);
-  console.log(`[skip] ${SUITE}: ${why}`);
-  return false;
-})();
+const live = need(isRoot, 'not root (live capture needs it)', SUITE) && need(haveTcpdump, 'tcpdump is not installed', SUITE);
 
 describe.runIf(live)(SUITE, () => {
   const secrets = makeSecrets() as Secrets;

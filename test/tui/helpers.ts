@@ -18,17 +18,10 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 export const REPO = path.resolve(here, '../..');
 export const CORPUS = path.resolve(REPO, '../shared/corpus');
 export const LAB = path.join(REPO, 'test/fixtures/lab');
-export const IN_CI = process.env.CI === 'true';
+export { IN_CI, need } from '../need.js';
 
 export const tsharkPresent = spawnSync('tshark', ['-v'], { stdio: 'ignore' }).status === 0;
 
-/** True when `ok`; otherwise prints why `suite` skips (and throws under CI=true). */
-export function need(ok: boolean, why: string, suite: string): boolean {
-  if (ok) return true;
-  if (IN_CI) throw new Error(`${suite}: ${why}, and CI=true requires it`);
-  console.log(`[skip] ${suite}: ${why}`);
-  return false;
-}
 
 export function labCapture(name: string): string | null {
   const p = path.join(LAB, name, 'capture.pcap');
