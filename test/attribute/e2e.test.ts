@@ -106,25 +106,34 @@ function scenarioDir(name: string): string {
   return d;
 }
 
+/**
+ * The notices of an eBPF Attributor started with PATH set to `bin`, holding bpftrace, sh and cat (and what
+ * `extra` puts there): how it explains that it cannot mount tracefs.
+ */
+async function noticesWithPath(bin: string, extra: (bin: string) => void = () => {}): Promise<string[]> {
+  const { Attributor } = await import('../../lib/attribute/index.js');
+  for (const cmd of ['bpftrace', 'sh', 'cat']) symlinkSync(spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).stdout.trim(), path.join(bin, cmd));
+  extra(bin);
+  const saved = process.env.PATH;
+  const notices: string[] = [];
+  try {
+    process.env.PATH = bin;
+    const att = await Attributor.start({ ports: [18618], ebpf: true, ssIntervalMs: 0, onNotice: (l) => notices.push(l) });
+    await att.stop();
+  } finally {
+    process.env.PATH = saved;
+  }
+  return notices;
+}
+
 describe.runIf(ready)('tracefs', () => {
   it('not mounted and no unshare to mount it privately: the notice says exactly what to run', async () => {
     const { tracefsPath } = await import('../../lib/attribute/bpftrace.js');
-    const { Attributor } = await import('../../lib/attribute/index.js');
     if (tracefsPath() !== null) {
       console.log('[skip] tracefs is mounted on this machine: the unshare path is not taken');
       return;
     }
-    const bin = scenarioDir('no-unshare-bin');
-    for (const cmd of ['bpftrace', 'sh', 'cat']) symlinkSync(spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).stdout.trim(), path.join(bin, cmd));
-    const saved = process.env.PATH;
-    const notices: string[] = [];
-    try {
-      process.env.PATH = bin;
-      const att = await Attributor.start({ ports: [18618], ebpf: true, ssIntervalMs: 0, onNotice: (l) => notices.push(l) });
-      await att.stop();
-    } finally {
-      process.env.PATH = saved;
-    }
+    const notices = await noticesWithPath(scenarioDir('no-unshare-bin'));
     expect(notices).toEqual([
       'no eBPF process attribution: tracefs is not mounted and unshare (util-linux) is missing: run `mount -t tracefs nodev /sys/kernel/tracing` as root, then retry',
     ]);
@@ -134,26 +143,16 @@ describe.runIf(ready)('tracefs', () => {
 describe.runIf(ready)('tracefs, mounting refused', () => {
   it('unshare without the privilege (run as nobody): the notice quotes its error and what to run', async () => {
     const { tracefsPath } = await import('../../lib/attribute/bpftrace.js');
-    const { Attributor } = await import('../../lib/attribute/index.js');
     const setpriv = spawnSync('sh', ['-c', 'command -v setpriv'], { encoding: 'utf8' }).stdout.trim();
     const unshare = spawnSync('sh', ['-c', 'command -v unshare'], { encoding: 'utf8' }).stdout.trim();
     if (tracefsPath() !== null || !setpriv || !unshare) {
       console.log('[skip] tracefs is mounted here, or no setpriv/unshare: the refused-mount path is not taken');
       return;
     }
-    const bin = scenarioDir('nobody-unshare-bin');
-    for (const cmd of ['bpftrace', 'sh', 'cat']) symlinkSync(spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).stdout.trim(), path.join(bin, cmd));
-    // The real unshare, dropped to nobody: the kernel refuses the new mount namespace.
-    writeFileSync(path.join(bin, 'unshare'), `#!/bin/sh\nexec ${setpriv} --reuid=65534 --regid=65534 --clear-groups ${unshare} "$@"\n`, { mode: 0o755 });
-    const saved = process.env.PATH;
-    const notices: string[] = [];
-    try {
-      process.env.PATH = bin;
-      const att = await Attributor.start({ ports: [18618], ebpf: true, ssIntervalMs: 0, onNotice: (l) => notices.push(l) });
-      await att.stop();
-    } finally {
-      process.env.PATH = saved;
-    }
+    const notices = await noticesWithPath(scenarioDir('nobody-unshare-bin'), (bin) =>
+      // The real unshare, dropped to nobody: the kernel refuses the new mount namespace.
+      writeFileSync(path.join(bin, 'unshare'), `#!/bin/sh\nexec ${setpriv} --reuid=65534 --regid=65534 --clear-groups ${unshare} "$@"\n`, { mode: 0o755 }),
+    );
     expect(notices).toEqual([
       'no eBPF process attribution: tracefs is not mounted at /sys/kernel/tracing and mounting it in a private mount namespace failed (unshare: unshare failed: Operation not permitted): run `mount -t tracefs nodev /sys/kernel/tracing` as root (or give the container CAP_SYS_ADMIN, kubectl debug --profile=sysadmin), then retry',
     ]);
