@@ -17,26 +17,19 @@
  *     plain TCP server that reads and discards: what a broken or hostile
  *     client does to a proxy.
  */
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import { tcpdumpListening } from '../tcpdump.mjs';
 
 async function startTcpdump(file, port) {
-  const td = spawn('tcpdump', ['-i', 'lo', '-s', '0', '-U', '--immediate-mode', '-B', '131072', '-w', file, `tcp port ${port}`], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  td.stderr.setEncoding('utf8').on('data', (s) => (err += s));
-  const t0 = Date.now();
-  while (!err.includes('listening on')) {
-    if (td.exitCode !== null || Date.now() - t0 > 10_000) throw new Error(`tcpdump did not start: ${err}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  const { td, stderr } = await tcpdumpListening('tcpdump', ['-i', 'lo', '-s', '0', '-U', '--immediate-mode', '-B', '131072', '-w', file, `tcp port ${port}`]);
   return async () => {
     await new Promise((r) => setTimeout(r, 400));
     const done = new Promise((r) => td.on('exit', r));
     td.kill('SIGTERM');
     await done;
-    return /(\d+) packets? dropped by kernel/.exec(err)?.[1] ?? null;
+    return /(\d+) packets? dropped by kernel/.exec(stderr())?.[1] ?? null;
   };
 }
 

@@ -22,6 +22,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
+import { tcpdumpListening } from '../tcpdump.mjs';
 
 const self = fileURLToPath(import.meta.url);
 const [mode, ...args] = process.argv.slice(2);
@@ -90,17 +91,8 @@ if (mode === 'server') {
     });
     // A large buffer and no --immediate-mode: tcpdump itself must not lose packets (its losses would
     // be holes too); libpcap then delivers in blocks, the last one at most 1 s late (waited for below).
-    const td = spawn('ip', ['netns', 'exec', 'hs-loss-b', 'tcpdump', '-i', 'hsl-b0', '-s', '0', '-U', '-B', '262144', '-w', out, 'tcp port 8080'], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const { td, stderr } = await tcpdumpListening('ip', ['netns', 'exec', 'hs-loss-b', 'tcpdump', '-i', 'hsl-b0', '-s', '0', '-U', '-B', '262144', '-w', out, 'tcp port 8080']);
     children.push(td);
-    let err = '';
-    td.stderr.setEncoding('utf8').on('data', (s) => (err += s));
-    const t0 = Date.now();
-    while (!err.includes('listening on')) {
-      if (td.exitCode !== null || Date.now() - t0 > 10_000) throw new Error(`tcpdump did not start: ${err}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
     const client = spawnSync('ip', ['netns', 'exec', 'hs-loss-b', process.execPath, self, 'client'], { encoding: 'utf8', timeout: 60_000 });
     if (client.status !== 0) throw new Error(`client: ${client.stderr}`);
     await new Promise((r) => setTimeout(r, 1500));
@@ -113,7 +105,7 @@ if (mode === 'server') {
       dropProbability: Number(probArg),
       received: JSON.parse(client.stdout),
       routerDropped: Number(dropsLine.trim().split(/\s+/)[0]),
-      tcpdumpDropped: Number(/(\d+) packets? dropped by kernel/.exec(err)?.[1] ?? -1),
+      tcpdumpDropped: Number(/(\d+) packets? dropped by kernel/.exec(stderr())?.[1] ?? -1),
     };
     writeFileSync(out.replace(/\.pcap$/, '.json'), `${JSON.stringify(log)}\n`);
     console.log(JSON.stringify(log));

@@ -16,11 +16,11 @@
  * writes the capture and, beside it, secrets.json (every secret value sent).
  * The test imports startServer / runClient / makeSecrets to make fresh traffic.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
+import { tcpdumpListening } from '../tcpdump.mjs';
 
 /** One secret per place it is sent; values are random, long and unlike anything else in the output. */
 export function makeSecrets() {
@@ -106,21 +106,14 @@ export async function runClient(port, secrets) {
 
 /** tcpdump on lo for one port, until stop() (SIGTERM by PID). */
 export async function startTcpdump(file, port) {
-  const td = spawn('tcpdump', ['-i', 'lo', '-s', '0', '-U', '--immediate-mode', '-w', file, `tcp port ${port}`], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  td.stderr.setEncoding('utf8').on('data', (s) => (err += s));
-  const t0 = Date.now();
-  while (!err.includes('listening on')) {
-    if (td.exitCode !== null || Date.now() - t0 > 10_000) throw new Error(`tcpdump did not start: ${err}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  const { td, stderr } = await tcpdumpListening('tcpdump', ['-i', 'lo', '-s', '0', '-U', '--immediate-mode', '-w', file, `tcp port ${port}`]);
   return {
     stop: async () => {
       await new Promise((r) => setTimeout(r, 300)); // let the last packets reach the file
       const done = new Promise((r) => td.on('exit', r));
       td.kill('SIGTERM');
       await done;
-      return err;
+      return stderr();
     },
   };
 }
