@@ -4,6 +4,7 @@
  * Sources push records with packet(); finish() flushes open connections and
  * runs the capture-wide rules.
  */
+import { ChunkRecord } from './capture/parser.js';
 import { Correlator, type ConnectionRecord } from './correlate/index.js';
 import { Decoder } from './decode/index.js';
 import { Diagnoser, type Finding } from './diagnose/index.js';
@@ -59,7 +60,7 @@ export class Engine {
   /** Feed one captured frame. The record and its data may be reused by the source after this returns. */
   packet(rec: PacketRecord): void {
     this.packets++;
-    this.bytes += rec.data.length;
+    this.bytes += rec instanceof ChunkRecord ? rec.len : rec.data.length;
     if (this._firstTs !== this._firstTs) this._firstTs = rec.ts;
     this._lastTs = rec.ts;
     const seg = this.decoder.decode(rec);

@@ -17,6 +17,7 @@
  *  - tunnels (IP-in-IP, GRE, VXLAN) are not entered: their packets count as
  *    non-TCP.
  */
+import { ChunkRecord } from '../capture/parser.js';
 import { Anomalies, type PacketRecord, type TcpSegment } from '../types.js';
 
 // LINKTYPE_* values (https://www.tcpdump.org/linktypes.html).
@@ -116,6 +117,8 @@ export class Decoder {
 
   /** IP version found by the link layer (4 or 6), set with the offset it returns. */
   private ipVer = 0;
+  /** End of the frame being decoded in its buffer (decode()). */
+  private end = 0;
 
   // Small direct-mapped caches so a busy connection does not build the same
   // address string for every packet.
@@ -134,51 +137,63 @@ export class Decoder {
    * anomalies). The segment and its payload are valid until the next call.
    */
   decode(rec: PacketRecord): TcpSegment | null {
-    const d = rec.data;
-    const off = this.link(rec.linkType, d);
+    // The frame is d[base, this.end): the reader's chunk itself when the record says where (no view made for it).
+    let d: Buffer;
+    let base: number;
+    if (rec instanceof ChunkRecord) {
+      d = rec.buf;
+      base = rec.off;
+      this.end = base + rec.len;
+    } else {
+      d = rec.data;
+      base = 0;
+      this.end = d.length;
+    }
+    const off = this.link(rec.linkType, d, base);
     if (off < 0) {
       if (off === NOT_IP) this.nonTcp++;
       return null;
     }
     // Bytes of the frame on the wire from `off` on: lets us tell "cut by
     // snaplen" (fine) from "IP length larger than the frame" (damage).
-    const wireAvail = Math.max(rec.origLen, d.length) - off;
+    const wireAvail = Math.max(rec.origLen, this.end - base) - (off - base);
     return this.ipVer === 4 ? this.ipv4(rec, d, off, wireAvail) : this.ipv6(rec, d, off, wireAvail);
   }
 
   // ---- link layer ----------------------------------------------------------
 
-  /** Returns the offset of the IP header (and sets ipVer), NOT_IP or DAMAGED. */
-  private link(lt: number, d: Buffer): number {
+  /** Returns the offset of the IP header in d (and sets ipVer), NOT_IP or DAMAGED; the frame is d[base, this.end). */
+  private link(lt: number, d: Buffer, base: number): number {
+    const n = this.end - base;
     switch (lt) {
       case LINKTYPE_ETHERNET:
-        if (d.length < 14) return this.damaged('truncated-link-header');
-        return this.etherType((d[12]! << 8) | d[13]!, d, 14);
+        if (n < 14) return this.damaged('truncated-link-header');
+        return this.etherType((d[base + 12]! << 8) | d[base + 13]!, d, base + 14);
       case LINKTYPE_LINUX_SLL:
         // Linux cooked v1: 16-byte header, protocol (an EtherType) at 14.
         // https://www.tcpdump.org/linktypes/LINKTYPE_LINUX_SLL.html
-        if (d.length < 16) return this.damaged('truncated-link-header');
-        return this.etherType((d[14]! << 8) | d[15]!, d, 16);
+        if (n < 16) return this.damaged('truncated-link-header');
+        return this.etherType((d[base + 14]! << 8) | d[base + 15]!, d, base + 16);
       case LINKTYPE_LINUX_SLL2:
         // Linux cooked v2: 20-byte header, protocol at 0.
         // https://www.tcpdump.org/linktypes/LINKTYPE_LINUX_SLL2.html
-        if (d.length < 20) return this.damaged('truncated-link-header');
-        return this.etherType((d[0]! << 8) | d[1]!, d, 20);
+        if (n < 20) return this.damaged('truncated-link-header');
+        return this.etherType((d[base]! << 8) | d[base + 1]!, d, base + 20);
       case LINKTYPE_RAW:
-        return this.rawIp(d, 0);
+        return this.rawIp(d, base);
       case 12: // DLT_RAW on most systems, written as-is by some; but DLT_LOOP on OpenBSD
       case 14: // DLT_RAW on OpenBSD
-        if (d.length > 0 && (d[0]! >> 4 === 4 || d[0]! >> 4 === 6)) return this.rawIp(d, 0);
-        return this.loopback(d);
+        if (n > 0 && (d[base]! >> 4 === 4 || d[base]! >> 4 === 6)) return this.rawIp(d, base);
+        return this.loopback(d, base);
       case LINKTYPE_IPV4:
         this.ipVer = 4;
-        return 0;
+        return base;
       case LINKTYPE_IPV6:
         this.ipVer = 6;
-        return 0;
+        return base;
       case LINKTYPE_NULL:
       case LINKTYPE_LOOP:
-        return this.loopback(d);
+        return this.loopback(d, base);
       default:
         this.anomalies.add('unsupported-link-type');
         return DAMAGED;
@@ -186,22 +201,22 @@ export class Decoder {
   }
 
   /** BSD loopback (NULL, LOOP): a 4-byte address family, then IP. */
-  private loopback(d: Buffer): number {
+  private loopback(d: Buffer, base: number): number {
     // Host byte order of the capturing machine for NULL, network order for
     // LOOP. Family values are < 256, so whichever order gives a small
     // number is the right one.
-    if (d.length < 4) return this.damaged('truncated-link-header');
-    let fam = d.readUInt32LE(0);
-    if (fam > 0xffff) fam = d.readUInt32BE(0);
+    if (this.end - base < 4) return this.damaged('truncated-link-header');
+    let fam = d.readUInt32LE(base);
+    if (fam > 0xffff) fam = d.readUInt32BE(base);
     if (fam === 2) {
       this.ipVer = 4;
-      return 4;
+      return base + 4;
     }
     // AF_INET6 differs per OS: 24 NetBSD/OpenBSD/BSD/OS, 28 FreeBSD,
     // 30 Darwin, 10 Linux (Wireshark epan/aftypes.h).
     if (fam === 24 || fam === 28 || fam === 30 || fam === 10) {
       this.ipVer = 6;
-      return 4;
+      return base + 4;
     }
     return NOT_IP;
   }
@@ -221,13 +236,13 @@ export class Decoder {
         case ETH_QINQ_OLD:
         case ETH_QINQ_OLD2:
           // 802.1Q tag: 2 bytes TCI, then the next EtherType.
-          if (d.length < off + 4) return this.damaged('truncated-link-header');
+          if (this.end < off + 4) return this.damaged('truncated-link-header');
           type = d.readUInt16BE(off + 2);
           off += 4;
           continue;
         case ETH_PPPOE_SESSION: {
           // RFC 2516 section 4: 6-byte PPPoE header, then the PPP protocol (RFC 1661).
-          if (d.length < off + 8) return this.damaged('truncated-link-header');
+          if (this.end < off + 8) return this.damaged('truncated-link-header');
           const proto = d.readUInt16BE(off + 6);
           if (proto === 0x0021) {
             this.ipVer = 4;
@@ -244,7 +259,7 @@ export class Decoder {
           // RFC 3032: 4-byte label entries until the bottom-of-stack bit;
           // the payload type is not signalled, guess it from the IP version.
           for (let j = 0; j < MAX_LAYERS; j++) {
-            if (d.length < off + 4) return this.damaged('truncated-link-header');
+            if (this.end < off + 4) return this.damaged('truncated-link-header');
             const bos = d[off + 2]! & 1;
             off += 4;
             if (bos) return this.rawIp(d, off);
@@ -260,7 +275,7 @@ export class Decoder {
   }
 
   private rawIp(d: Buffer, off: number): number {
-    if (d.length <= off) return this.damaged('truncated-ip-header');
+    if (this.end <= off) return this.damaged('truncated-ip-header');
     const v = d[off]! >> 4;
     if (v === 4 || v === 6) {
       this.ipVer = v;
@@ -278,7 +293,7 @@ export class Decoder {
 
   private ipv4(rec: PacketRecord, d: Buffer, off: number, wireAvail: number): TcpSegment | null {
     // RFC 791 section 3.1.
-    const cap = d.length - off;
+    const cap = this.end - off;
     if (cap < 20) return this.fail('truncated-ip-header');
     const vihl = d[off]!;
     if (vihl >> 4 !== 4) return this.fail('bad-ip-version');
@@ -319,7 +334,7 @@ export class Decoder {
 
   private ipv6(rec: PacketRecord, d: Buffer, off: number, wireAvail: number): TcpSegment | null {
     // RFC 8200 section 3.
-    const cap = d.length - off;
+    const cap = this.end - off;
     if (cap < 40) return this.fail('truncated-ip-header');
     if (d[off]! >> 4 !== 6) return this.fail('bad-ip-version');
     let plen = d.readUInt16BE(off + 4);
@@ -342,16 +357,16 @@ export class Decoder {
         case 0: // hop-by-hop options
         case 43: // routing
         case 60: // destination options
-          if (d.length < p + 2) return this.fail('truncated-ip-header');
+          if (this.end < p + 2) return this.fail('truncated-ip-header');
           hlen = (d[p + 1]! + 1) * 8; // RFC 8200 section 4.3: 8-octet units, not counting the first 8
           break;
         case 51: // AH, RFC 4302 section 2.2: 4-octet units minus 2
-          if (d.length < p + 2) return this.fail('truncated-ip-header');
+          if (this.end < p + 2) return this.fail('truncated-ip-header');
           hlen = (d[p + 1]! + 2) * 4;
           break;
         case 44: {
           // Fragment header (RFC 8200 section 4.5), 8 bytes.
-          if (d.length < p + 8) return this.fail('truncated-ip-header');
+          if (this.end < p + 8) return this.fail('truncated-ip-header');
           const fo = d.readUInt16BE(p + 2);
           if ((fo & 0xfff9) !== 0) return this.fail('ip-fragment'); // offset != 0 or M set
           hlen = 8; // atomic fragment: carry on
@@ -387,7 +402,7 @@ export class Decoder {
    */
   private tcp(rec: PacketRecord, d: Buffer, off: number, ipEnd: number, wireLen: number): TcpSegment | null {
     // RFC 9293 section 3.1.
-    const capEnd = ipEnd < d.length ? ipEnd : d.length;
+    const capEnd = ipEnd < this.end ? ipEnd : this.end;
     const cap = capEnd - off;
     if (wireLen < 20) return this.fail('bad-tcp-header-length');
     if (cap < 20) return this.fail('truncated-tcp-header');
