@@ -80,22 +80,14 @@ interface Iface {
 const u32le = (b: Buffer, o: number): number => (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16)) + b[o + 3]! * 0x1000000;
 const u32be = (b: Buffer, o: number): number => b[o]! * 0x1000000 + ((b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!);
 
-/**
- * Push parser: feed chunks in order; `onPacket` is called synchronously for
- * each complete record.
- *
- * The PacketRecord passed to `onPacket` is ONE object reused for every
- * record, and its `data` is a view into the caller's chunk (or the parser's
- * spill buffer). Both are valid only during the callback: copy what you keep.
- */
 const EMPTY = Buffer.alloc(0);
 
 /**
  * The reader's record, reused for every packet: where the bytes are in the
  * chunk being parsed (buf, off, len), and `data`, the view of them, made only
- * when asked for. The decoder reads the chunk directly: a view per packet
- * (an object, a tenth of the allocations at the time) for nothing. Only an
- * instance is read that way: a copy ({ ...rec, data }) is a plain record.
+ * when asked for. The decoder reads the chunk directly, so that no object is
+ * made and collected per frame for it. Only an instance is read that way: a
+ * copy ({ ...rec, data }) is a plain record, read through its data.
  */
 export class ChunkRecord implements PacketRecord {
   ts = 0;
@@ -129,6 +121,15 @@ export class ChunkRecord implements PacketRecord {
   }
 }
 
+/**
+ * Push parser: feed chunks in order; `onPacket` is called synchronously for
+ * each complete record.
+ *
+ * The PacketRecord passed to `onPacket` is ONE object reused for every
+ * record (a ChunkRecord), and its bytes are in the caller's chunk (or the
+ * parser's spill buffer). Both are valid only during the callback: copy what
+ * you keep.
+ */
 export class CaptureParser {
   private state: State = State.Start;
   private _format: CaptureFormat | null = null;
