@@ -141,13 +141,16 @@ export class EngineMetrics {
         }
       },
     });
-    // The capture-wide rules, as they stand now (Diagnoser.finish() changes nothing); once per scrape.
-    let standing: { at: number; findings: Finding[] } = { at: -1, findings: [] };
+    // The capture-wide rules, as they stand now (Diagnoser.finish() changes nothing). Their input changes only
+    // when the engine finishes a connection, so they are run again only then, not for every gauge of a scrape.
+    // (Keyed on the clock's millisecond before: two scrapes in one millisecond, around a finished connection,
+    // showed the first one's findings.)
+    let standing: { engine: Engine | null; connections: number; findings: Finding[] } = { engine: null, connections: -1, findings: [] };
     const captureWide = (): Finding[] => {
       const e = self.engine;
       if (e === null) return [];
-      const at = Date.now();
-      if (standing.at !== at) standing = { at, findings: e.diagnoser.finish() };
+      if (standing.engine !== e || standing.connections !== e.connections)
+        standing = { engine: e, connections: e.connections, findings: e.diagnoser.finish() };
       return standing.findings;
     };
     new Gauge({
