@@ -94,14 +94,14 @@ const isDigitCode = (c: number): boolean => c >= 0x30 && c <= 0x39;
 const isHexLetterOrDash = (c: number): boolean => (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46) || c === 0x2d;
 
 /**
- * Path segments that look like identifiers are grouped: /files/3f2a9c -> /files/{id}
- * (see isIdentifier). One pass over the characters: this runs for every exchange.
+ * The path segments of target[0, end) that look like identifiers (see
+ * isIdentifier), as [start, end) pairs in ID_SEGMENTS (reused, so scanning
+ * allocates nothing); returns how many. One pass over the characters: this
+ * runs for every exchange.
  */
-export function routeOf(method: string, target: string): string {
-  let end = target.indexOf('?');
-  if (end < 0) end = target.length;
-  let out = '';
-  let copied = 0;
+const ID_SEGMENTS: number[] = [];
+function identifierSegments(target: string, end: number): number {
+  let n = 0;
   let segStart = 0;
   let digits = 0;
   let hexDash = 0;
@@ -109,8 +109,9 @@ export function routeOf(method: string, target: string): string {
     const c = i < end ? target.charCodeAt(i) : 0x2f;
     if (c === 0x2f) {
       if (isIdentifier(i - segStart, digits, hexDash)) {
-        out += target.slice(copied, segStart) + '{id}';
-        copied = i;
+        ID_SEGMENTS[2 * n] = segStart;
+        ID_SEGMENTS[2 * n + 1] = i;
+        n++;
       }
       segStart = i + 1;
       digits = 0;
@@ -120,7 +121,27 @@ export function routeOf(method: string, target: string): string {
       hexDash++;
     } else if (isHexLetterOrDash(c)) hexDash++;
   }
-  return copied === 0 ? `${method} ${target.slice(0, end)}` : `${method} ${out}${target.slice(copied, end)}`;
+  return n;
+}
+
+/** Where a request target's path ends (its query is not part of the route). */
+function pathEnd(target: string): number {
+  const q = target.indexOf('?');
+  return q < 0 ? target.length : q;
+}
+
+/** Path segments that look like identifiers are grouped: /files/3f2a9c -> /files/{id}. */
+export function routeOf(method: string, target: string): string {
+  const end = pathEnd(target);
+  const n = identifierSegments(target, end);
+  if (n === 0) return `${method} ${target.slice(0, end)}`;
+  let out = `${method} `;
+  let copied = 0;
+  for (let k = 0; k < n; k++) {
+    out += target.slice(copied, ID_SEGMENTS[2 * k]) + '{id}';
+    copied = ID_SEGMENTS[2 * k + 1]!;
+  }
+  return out + target.slice(copied, end);
 }
 
 // A 53-bit string hash in two 32-bit lanes (FNV-1a and a multiply-xorshift), kept in module state so that
@@ -139,7 +160,7 @@ function mix(c: number): void {
 const hashValue = (): number => (laneA >>> 0) * 0x200000 + (laneB >>> 11);
 
 /**
- * A 53-bit hash of routeOf(method, target), computed in the same one pass
+ * A 53-bit hash of routeOf(method, target), from the same segment scan
  * without building the string: the key of the per-route statistics, which
  * are counted for every exchange. Equal routes give equal keys (it hashes
  * the route's characters: routeKey(m, t) === routeHash(routeOf(m, t))); two
@@ -150,36 +171,16 @@ export function routeKey(method: string, target: string): number {
   hashStart();
   for (let i = 0; i < method.length; i++) mix(method.charCodeAt(i));
   mix(0x20);
-  let end = target.indexOf('?');
-  if (end < 0) end = target.length;
-  // The hash at the start of the current segment, to rewind to when it turns out to be an identifier.
-  let segA = laneA;
-  let segB = laneB;
-  let segStart = 0;
-  let digits = 0;
-  let hexDash = 0;
-  for (let i = 0; i <= end; i++) {
-    const c = i < end ? target.charCodeAt(i) : 0x2f;
-    if (c === 0x2f) {
-      if (isIdentifier(i - segStart, digits, hexDash)) {
-        laneA = segA;
-        laneB = segB;
-        for (let k = 0; k < 4; k++) mix(ID_CHARS[k]!);
-      }
-      if (i < end) mix(c);
-      segA = laneA;
-      segB = laneB;
-      segStart = i + 1;
-      digits = 0;
-      hexDash = 0;
-    } else {
-      mix(c);
-      if (isDigitCode(c)) {
-        digits++;
-        hexDash++;
-      } else if (isHexLetterOrDash(c)) hexDash++;
-    }
+  const end = pathEnd(target);
+  const n = identifierSegments(target, end);
+  // The route's characters in order: the path, with each identifier segment hashed as "{id}".
+  let p = 0;
+  for (let k = 0; k < n; k++) {
+    for (const stop = ID_SEGMENTS[2 * k]!; p < stop; p++) mix(target.charCodeAt(p));
+    for (let j = 0; j < 4; j++) mix(ID_CHARS[j]!);
+    p = ID_SEGMENTS[2 * k + 1]!;
   }
+  for (; p < end; p++) mix(target.charCodeAt(p));
   return hashValue();
 }
 const ID_CHARS = [0x7b, 0x69, 0x64, 0x7d]; // "{id}"
