@@ -533,15 +533,16 @@ export class CaptureParser {
     return us;
   }
 
-  private deliver(iface: Iface, ifId: number, ts: number, data: Buffer, origLen: number): void {
-    if (origLen < data.length) {
+  /** A packet block's frame, buf[start, start + caplen), to onPacket (read in place, as pcap records are). */
+  private deliver(iface: Iface, ifId: number, ts: number, buf: Buffer, start: number, caplen: number, origLen: number): void {
+    if (origLen < caplen) {
       this.anomalies.add('pcapng-origlen-lt-caplen');
-      origLen = data.length;
+      origLen = caplen;
     }
     const rec = this.rec;
     rec.ts = ts;
     rec.linkType = iface.linkType;
-    rec.data = data;
+    rec.at(buf, start, caplen);
     rec.origLen = origLen;
     rec.interfaceId = ifId;
     rec.frame = ++this.packets;
@@ -575,7 +576,7 @@ export class CaptureParser {
       this.anomalies.add('pcapng-bad-caplen');
       return;
     }
-    this.deliver(iface, ifId, this.toMicros(iface, hi, lo), buf.subarray(off + 28, off + 28 + caplen), origLen);
+    this.deliver(iface, ifId, this.toMicros(iface, hi, lo), buf, off + 28, caplen, origLen);
   }
 
   private simplePacket(buf: Buffer, off: number, len: number): void {
@@ -594,6 +595,6 @@ export class CaptureParser {
     let caplen = Math.min(origLen, len - 16);
     if (iface.snaplen > 0 && iface.snaplen < caplen) caplen = iface.snaplen;
     // No timestamp: reuse the previous packet's, so time never goes backwards.
-    this.deliver(iface, 0, this.lastTs, buf.subarray(off + 12, off + 12 + caplen), origLen);
+    this.deliver(iface, 0, this.lastTs, buf, off + 12, caplen, origLen);
   }
 }
