@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { analyzeCapture, toReport } from '../../lib/index.js';
 import { REPO, corpusFile, need } from '../capture/helpers.js';
 
 const BIN = path.join(REPO, 'bin/hangscope.js');
@@ -68,6 +69,32 @@ describe.runIf(haveCorpus)('hangscope analyze', () => {
     expect(strip(stdin.stdout)).toEqual(strip(file.stdout));
     expect(strip(gz.stdout)).toEqual(strip(file.stdout));
     expect(JSON.parse(gz.stdout).source.compressed).toBe(true);
+  });
+
+  it('json is the report as one JSON.stringify would write it, connections in id order though they finish in another', async () => {
+    // The CLI writes the document connection by connection (cli/analyze.ts writeJsonReport), not as one
+    // string. ipv6.pcap and the lab's keepalive-race capture are the two captures of the corpus, the
+    // fixtures and the sample whose connections finish out of id order.
+    const files = [
+      corpusFile('zeek/ftp/ipv6.pcap'),
+      path.join(REPO, 'test/fixtures/attribute/keepalive-race/capture.pcap'),
+      corpusFile('zeek/workshop_2011_browse.pcap'),
+      corpusFile('tcpdump/empty.pcapng'),
+    ];
+    let reordered = 0;
+    for (const f of files) {
+      const finished: number[] = [];
+      const a = await analyzeCapture(f, { onConnection: (rec) => finished.push(rec.id) });
+      if (finished.some((id, i) => i > 0 && id < finished[i - 1]!)) reordered++;
+      const want = `${JSON.stringify(toReport(a, { port: null, showSecrets: false }), null, 2)}\n`;
+      const r = run(['analyze', f, '--format', 'json']);
+      expect(r.code, f).toBe(0);
+      // A boolean, not toBe(want): vitest's diff of two large documents takes minutes.
+      expect(r.stdout === want, `${f}: the documents differ`).toBe(true);
+      const ids = (JSON.parse(r.stdout) as { connections: { id: number }[] }).connections.map((c) => c.id);
+      expect(ids, f).toEqual([...finished].sort((x, y) => x - y));
+    }
+    expect(reordered).toBe(2);
   });
 
   it('ndjson: one line per connection, then findings, then stats', () => {
