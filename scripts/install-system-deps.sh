@@ -36,6 +36,30 @@ pkgs=("${runtime[@]}")
 if [ "$mode" = full ]; then pkgs+=("${test_only[@]}"); fi
 if [ "$list" = 1 ]; then printf '%s\n' "${pkgs[@]}"; exit 0; fi
 
+# promtool into .cache/promtool (test/daemon/grafana.test.ts looks there). `apt-get download` needs no root,
+# but it needs the package lists: when they do not know the package, they are updated first (root only).
+fetch_promtool() {
+  local dest tmp
+  dest="$(cd "$(dirname "$0")/.." && pwd)/.cache/promtool"
+  if [ -x "$dest" ] || command -v promtool >/dev/null; then return 0; fi
+  if ! command -v apt-get >/dev/null || ! command -v dpkg-deb >/dev/null; then
+    echo "install-system-deps: no promtool (no apt-get): the Grafana query check will skip" >&2
+    return 0
+  fi
+  if ! apt-cache show prometheus >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then apt-get -o DPkg::Lock::Timeout=600 update -qq || true; fi
+  tmp="$(mktemp -d)"
+  if (cd "$tmp" && apt-get download -qq prometheus >/dev/null 2>&1 && dpkg-deb -x prometheus_*.deb x) && [ -x "$tmp/x/usr/bin/promtool" ]; then
+    mkdir -p "$(dirname "$dest")"
+    cp "$tmp/x/usr/bin/promtool" "$dest"
+    echo "install-system-deps: promtool taken from Debian's prometheus package into .cache/promtool" >&2
+  else
+    echo "install-system-deps: could not download Debian's prometheus package: no promtool, the Grafana query check will skip" >&2
+  fi
+  rm -rf "$tmp"
+}
+# Run last, whichever way the script ends (the exits below included).
+if [ "$mode" = full ]; then trap fetch_promtool EXIT; fi
+
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
