@@ -46,6 +46,16 @@ export function parsePort(v: string | undefined): number | null {
   return n;
 }
 
+/** A whole-number option from `min` to `max` (undefined when not given); UserError otherwise. */
+export function parseWholeNumber(v: string, flag: string, min: number, max: number): number;
+export function parseWholeNumber(v: string | undefined, flag: string, min: number, max: number): number | undefined;
+export function parseWholeNumber(v: string | undefined, flag: string, min: number, max: number): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw new UserError(`${flag} wants a whole number from ${min} to ${max}, not "${v}"`);
+  return n;
+}
+
 export function parseSeconds(v: string | undefined, flag: string): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);

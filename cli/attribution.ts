@@ -6,6 +6,7 @@
  */
 import { Attributor } from '../lib/attribute/index.js';
 import { UserError } from '../lib/types.js';
+import { parseWholeNumber } from './analyze.js';
 
 export interface AttributionPlan {
   port: number;
@@ -15,12 +16,7 @@ export interface AttributionPlan {
 
 /** What the options ask for, or null when they ask for no attribution. UserError for a bad value or no --port. */
 export function planAttribution(o: { attribute?: boolean | undefined; ssInterval?: string | undefined }, port: number | null): AttributionPlan | null {
-  let ssIntervalMs: number | undefined;
-  if (o.ssInterval !== undefined) {
-    const n = Number(o.ssInterval);
-    if (!Number.isInteger(n) || n < 0 || n > 3_600_000) throw new UserError(`--ss-interval wants a whole number from 0 to 3600000, not "${o.ssInterval}"`);
-    ssIntervalMs = n;
-  }
+  const ssIntervalMs = parseWholeNumber(o.ssInterval, '--ss-interval', 0, 3_600_000);
   if (o.attribute !== true && !(ssIntervalMs !== undefined && ssIntervalMs > 0)) return null;
   if (port === null) throw new UserError('--attribute and --ss-interval need --port: the kernel events and ss samples are filtered by the server port');
   return { port, ebpf: o.attribute === true, ssIntervalMs };

@@ -33,7 +33,7 @@ import { planAttribution, startAttribution } from './attribution.js';
 import { Engine, toReport } from '../lib/index.js';
 import { connectionToJSON, findingToJSON } from '../lib/report/index.js';
 import { UserError } from '../lib/types.js';
-import { makePrivate, parseBounds, parsePort, parseSeconds } from './analyze.js';
+import { makePrivate, parseBounds, parsePort, parseSeconds, parseWholeNumber } from './analyze.js';
 
 const require = createRequire(import.meta.url);
 const pkg = require('../../package.json') as { version: string };
@@ -166,12 +166,6 @@ class NdjsonAppender {
   }
 }
 
-function parseCount(v: string, flag: string, min: number, max: number): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw new UserError(`${flag} wants a whole number from ${min} to ${max}, not "${v}"`);
-  return n;
-}
-
 
 function listen(server: http.Server, host: string, port: number): Promise<number> {
   return new Promise((res, rej) => {
@@ -199,14 +193,14 @@ export async function runDaemon(o: DaemonCliOptions): Promise<void> {
   const port = parsePort(o.port);
   const slow = parseSeconds(o.slow, '--slow');
   const durationUs = parseSeconds(o.duration, '--duration');
-  const snaplen = o.snaplen !== undefined ? parseCount(o.snaplen, '--snaplen', 64, FULL_SNAPLEN) : FULL_SNAPLEN;
-  const bufferMiB = o.bufferSize !== undefined ? parseCount(o.bufferSize, '--buffer-size', 1, 4096) : DEFAULT_BUFFER_KIB / 1024;
+  const snaplen = parseWholeNumber(o.snaplen, '--snaplen', 64, FULL_SNAPLEN) ?? FULL_SNAPLEN;
+  const bufferMiB = parseWholeNumber(o.bufferSize, '--buffer-size', 1, 4096) ?? DEFAULT_BUFFER_KIB / 1024;
   const bounds = parseBounds(o);
   const attribution = planAttribution(o, port);
   const source = (o.source ?? 'auto') as LiveSourceChoice;
   if (!['auto', 'tcpdump', 'libpcap'].includes(source)) throw new UserError(`--source is one of auto, tcpdump, libpcap (not "${o.source}")`);
   const rotateSize = parseSize(o.rotateSize ?? DEFAULT_ROTATE_SIZE, '--rotate-size');
-  const rotateCount = parseCount(o.rotateCount ?? DEFAULT_ROTATE_COUNT, '--rotate-count', 1, 1_000_000);
+  const rotateCount = parseWholeNumber(o.rotateCount ?? DEFAULT_ROTATE_COUNT, '--rotate-count', 1, 1_000_000);
   checkRotateOptions({ ...(o.prefix !== undefined ? { prefix: o.prefix } : {}), maxBytes: rotateSize, maxFiles: rotateCount });
   const { host, port: listenPort } = parseListen(o.metricsListen ?? DEFAULT_LISTEN);
   const iface = o.interface ?? 'any';

@@ -26,7 +26,7 @@ import type { Finding } from '../lib/diagnose/index.js';
 import { Engine, toReport, type Analysis } from '../lib/index.js';
 import { connectionToJSON, findingToJSON, fmtClock } from '../lib/report/index.js';
 import { UserError } from '../lib/types.js';
-import { Output, makePrivate, parseBounds, parsePort, parseSeconds } from './analyze.js';
+import { Output, makePrivate, parseBounds, parsePort, parseSeconds, parseWholeNumber } from './analyze.js';
 import { setEpipeHandler } from './errors.js';
 
 /**
@@ -68,13 +68,6 @@ export interface WatchCliOptions {
 const KEEP_FAILING = 2000;
 const KEEP_OTHERS = 2000;
 const KEEP_FINDINGS = 10_000;
-
-function parseInt0(v: string | undefined, flag: string, min: number, max: number): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw new UserError(`${flag} wants a whole number from ${min} to ${max}, not "${v}"`);
-  return n;
-}
 
 /** Create (or truncate) the --write file with mode 0600 before the writer opens it: captures hold secrets. */
 function precreatePrivate(path: string): void {
@@ -122,9 +115,9 @@ export async function runWatch(o: WatchCliOptions): Promise<void> {
   const slow = parseSeconds(o.slow, '--slow');
   const bounds = parseBounds(o);
   const durationUs = parseSeconds(o.duration, '--duration');
-  const count = parseInt0(o.count, '--count', 1, Number.MAX_SAFE_INTEGER);
-  const snaplen = parseInt0(o.snaplen, '--snaplen', 64, FULL_SNAPLEN) ?? FULL_SNAPLEN;
-  const bufferMiB = parseInt0(o.bufferSize, '--buffer-size', 1, 4096) ?? DEFAULT_BUFFER_KIB / 1024;
+  const count = parseWholeNumber(o.count, '--count', 1, Number.MAX_SAFE_INTEGER);
+  const snaplen = parseWholeNumber(o.snaplen, '--snaplen', 64, FULL_SNAPLEN) ?? FULL_SNAPLEN;
+  const bufferMiB = parseWholeNumber(o.bufferSize, '--buffer-size', 1, 4096) ?? DEFAULT_BUFFER_KIB / 1024;
   const source = (o.source ?? 'auto') as LiveSourceChoice;
   if (!['auto', 'tcpdump', 'libpcap'].includes(source))
     throw new UserError(`--source is one of auto, tcpdump, libpcap (not "${o.source}")`);
