@@ -166,6 +166,9 @@ export function ruleClientAbort(rec: ConnectionRecord, o: RuleOptions, abort: Cl
   ];
 }
 
+/** keepalive-race's advice, the same for both shapes. */
+const RACE_ADVICE = "Make the client's keep-alive idle timeout shorter than the server's (or retry idempotent requests on a fresh socket).";
+
 /**
  * keepalive-race: the server closed an idle kept-alive connection at about
  * the time the client sent a new request on it; the request got an RST or no
@@ -217,12 +220,10 @@ export function ruleKeepaliveRace(rec: ConnectionRecord, o: RuleOptions): { find
       summary: byFin
         ? `The server closed the idle kept-alive socket (FIN after ${fmtS(idleBeforeFin!)} idle) ` +
           `${gap >= 0 ? `${fmtS(gap)} before` : `${fmtS(-gap)} after`} the client sent ${label(ex, o)} on it; ` +
-          `the request got ${rst ? `an RST from the ${rst.by}` : 'no response'}. ` +
-          `Make the client's keep-alive idle timeout shorter than the server's (or retry idempotent requests on a fresh socket).`
+          `the request got ${rst ? `an RST from the ${rst.by}` : 'no response'}. ${RACE_ADVICE}`
         : `The server reset the kept-alive socket ${fmtS(-gap)} after the client sent ${label(ex, o)} on it, after ${fmtS(idleBeforeRequest)} idle, ` +
           `with no FIN and no response: it closed the socket with the request unread, as a keep-alive timer firing just as the request arrives does ` +
-          `(a late timer: an event loop held by blocking work makes this window wider). ` +
-          `Make the client's keep-alive idle timeout shorter than the server's (or retry idempotent requests on a fresh socket).`,
+          `(a late timer: an event loop held by blocking work makes this window wider). ${RACE_ADVICE}`,
       evidence: {
         serverCloseKind: close.kind,
         serverCloseTs: s6(close.ts),
